@@ -1,0 +1,53 @@
+#ifndef TCP_KEEPALIVE_KEEPALIVE_H
+#define TCP_KEEPALIVE_KEEPALIVE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#define KA_UNSET (-1)
+
+#define KA_ENOTTCP (-200001)
+#define KA_ENOTFOUND (-200002)
+#define KA_EUNSUPPORTED (-200003)
+
+#define KA_APPLIED_USERTIMEOUT (1u << 0)
+#define KA_APPLIED_COUNT (1u << 1)
+#define KA_APPLIED_INTERVAL (1u << 2)
+#define KA_APPLIED_TIME (1u << 3)
+#define KA_APPLIED_ONOFF (1u << 4)
+
+typedef int64_t ka_socket;
+
+typedef struct {
+  int64_t onoff;
+  int64_t keepalivetime;
+  int64_t keepaliveinterval;
+  int64_t keepalivecount;
+  int64_t usertimeout;
+} ka_values;
+
+typedef struct {
+  int fd;
+  const char* local_address;
+  int local_port;
+  const char* remote_address;
+  int remote_port;
+} ka_endpoint;
+
+typedef struct {
+  int err;
+  int sys_errno;
+  const char* syscall;
+  unsigned applied;
+} ka_status;
+
+typedef struct ka_context ka_context;
+
+ka_context* ka_context_new(uv_loop_t* loop);
+void ka_context_free(ka_context* ctx);
+
+int ka_resolve(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_status* status);
+int ka_apply(ka_socket sock, const ka_values* values, ka_status* status);
+int ka_read(ka_socket sock, ka_values* out, ka_status* status);
+
+#endif
