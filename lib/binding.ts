@@ -1,0 +1,31 @@
+import * as path from 'node:path';
+
+export type NativeValues = [onoff: number, keepalivetime: number, keepaliveinterval: number, keepalivecount: number, usertimeout: number];
+
+export interface NativeBinding {
+  resolve(fd: number, localAddress: string | undefined, localPort: number | undefined, remoteAddress: string | undefined, remotePort: number | undefined): number;
+  apply(sock: number, onoff: number, keepalivetime: number, keepaliveinterval: number, keepalivecount: number, usertimeout: number): void;
+  read(sock: number): NativeValues;
+}
+
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  sysErrno: number;
+  syscall: string;
+  applied: number;
+}
+
+export const UNSET = -1;
+
+export const APPLIED_BITS = [
+  [1 << 0, 'usertimeout'],
+  [1 << 1, 'keepalivecount'],
+  [1 << 2, 'keepaliveinterval'],
+  [1 << 3, 'keepalivetime'],
+  [1 << 4, 'onoff'],
+] as const;
+
+const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+
+export const binding: NativeBinding = load(path.join(__dirname, '..'));

@@ -1,0 +1,14 @@
+'use strict';
+// Writes the ES-module entry and its types next to the CommonJS build, so `import` and `require` share one instance.
+const fs = require('node:fs');
+const path = require('node:path');
+
+const dist = path.join(__dirname, '..', 'dist');
+const cjs = require(path.join(dist, 'index.js'));
+const names = Object.keys(cjs).filter((name) => name !== '__esModule');
+
+fs.writeFileSync(
+  path.join(dist, 'index.mjs'),
+  `import cjs from './index.js';\n\nexport const { ${names.join(', ')} } = cjs;\n`,
+);
+fs.writeFileSync(path.join(dist, 'index.d.mts'), "export * from './index.js';\n");
