@@ -104,7 +104,7 @@ function validate(options: unknown): Settings {
 interface Handle {
   fd?: number;
   _parent?: Handle;
-  setKeepAlive?(enable: boolean, delaySeconds: number): number;
+  setKeepAlive?(enable: boolean, ...rest: unknown[]): number;
   [kHandleState]?: HandleState;
   [kOsSocket]?: number;
 }
@@ -112,7 +112,7 @@ interface Handle {
 interface HandleState {
   settings: Settings;
   owner: Socket;
-  original: (this: Handle, enable: boolean, delaySeconds: number) => number;
+  original: (this: Handle, enable: boolean, ...rest: unknown[]) => number;
 }
 
 interface SocketState {
@@ -191,9 +191,9 @@ function write(sock: number, s: Settings): void {
   native(() => binding.apply(sock, s.onoff ? 1 : 0, s.keepalivetime, s.keepaliveinterval, s.keepalivecount, s.usertimeout));
 }
 
-function stickyHandleSetKeepAlive(this: Handle, enable: boolean, delaySeconds: number): number {
+function stickyHandleSetKeepAlive(this: Handle, enable: boolean, ...rest: unknown[]): number {
   const state = this[kHandleState]!;
-  const result = state.original.call(this, enable, delaySeconds);
+  const result = state.original.call(this, enable, ...rest);
   if (enable && state.settings.onoff && !state.owner.destroyed) {
     try {
       write(this[kOsSocket]!, state.settings);
@@ -204,16 +204,22 @@ function stickyHandleSetKeepAlive(this: Handle, enable: boolean, delaySeconds: n
   return result;
 }
 
-function stickySocketSetKeepAlive(this: Internal<Socket>, enable?: boolean, initialDelay?: number): Socket {
+/** Node 26.4+ also takes `setKeepAlive({ enable, initialDelay, interval, count })`. */
+type SetKeepAliveArgs = [enable?: boolean | { enable?: boolean; initialDelay?: number }, initialDelay?: number];
+
+function stickySocketSetKeepAlive(this: Internal<Socket>, ...args: SetKeepAliveArgs): Socket {
   const state = this[kSocketState]!;
-  state.original.call(this, enable, initialDelay);
+  (state.original as (...a: SetKeepAliveArgs) => Socket).call(this, ...args);
+  const [first, second] = args;
+  const enable = typeof first === 'object' && first !== null ? Boolean(first.enable) : Boolean(first);
+  const initialDelay = typeof first === 'object' && first !== null ? first.initialDelay : second;
   if (state.pending) {
-    state.pendingOn = Boolean(enable);
+    state.pendingOn = enable;
     return this;
   }
   let handle = this._handle;
   while (handle?._parent) handle = handle._parent;
-  if (handle?.[kHandleState] && !this.destroyed) handle.setKeepAlive!(Boolean(enable), ~~((initialDelay ?? 0) / 1000));
+  if (handle?.[kHandleState] && !this.destroyed) handle.setKeepAlive!(enable, ~~((initialDelay ?? 0) / 1000));
   return this;
 }
 
@@ -238,19 +244,19 @@ function installHandleState(socket: Internal<Socket>, handle: Handle, settings: 
   installSocketState(socket).pending = undefined;
 }
 
-function configureConnected(socket: Internal<Socket>, settings: Settings): void {
+function configureConnected(socket: Internal<Socket>, settings: Settings, enabled = true): void {
   const handle = tcpHandleOf(socket, 'socket');
-  write(osSocketOf(socket, handle, 'socket'), settings);
+  write(osSocketOf(socket, handle, 'socket'), enabled ? settings : { ...settings, onoff: false });
   installHandleState(socket, handle, settings);
 }
 
 function onDeferredConnect(this: Internal<Socket>): void {
   const state = this[kSocketState];
   if (!state?.pending) return;
-  const settings = state.pendingOn ? state.pending : { ...state.pending, onoff: false };
+  const settings = state.pending;
   state.pending = undefined;
   try {
-    configureConnected(this, settings);
+    configureConnected(this, settings, state.pendingOn);
   } catch (error) {
     this.destroy(error as Error);
   }
@@ -276,7 +282,7 @@ function onServerConnection(this: Internal<Server>, socket: Internal<Socket>): v
   try {
     if (state.listenerApplied && !nodeResetsKeepalive) {
       const handle = tcpHandleOf(socket, 'socket');
-      osSocketOf(socket, handle, 'socket');
+      handle[kOsSocket] = handle.fd;
       installHandleState(socket, handle, state.settings);
     } else {
       configureConnected(socket, state.settings);

@@ -150,6 +150,8 @@ describe.skipIf(observerUnavailable)('a socket still connecting', () => {
     applyKeepalive(client, options);
     client.setKeepAlive(false);
     expect((await seenInFirstConnectListener(client)).so_keepalive).toBe(0);
+    client.setKeepAlive(true, 60000);
+    expect(kernelOptions(client)).toEqual(inKernel);
   });
 
   it('getKeepalive says the socket is not connected yet', async () => {
