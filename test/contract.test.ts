@@ -422,15 +422,16 @@ describe.skipIf(observerUnavailable)('worker threads (context-aware addon)', () 
       const { parentPort } = require('node:worker_threads');
       const net = require('node:net');
       const { applyKeepalive, getKeepalive } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))});
-      const server = net.createServer((s) => s.destroy()).listen(0, '127.0.0.1', () => {
+      const server = net.createServer((s) => s.on('error', () => {})).listen(0, '127.0.0.1', () => {
         const client = net.connect(server.address().port, '127.0.0.1');
         applyKeepalive(client, { keepalivetime: 4000, keepaliveinterval: 2000, keepalivecount: 4 });
         client.on('connect', () => {
           parentPort.postMessage(getKeepalive(client));
           client.destroy();
           server.close();
+          server.unref();
         });
-        client.on('error', () => {});
+        client.on('error', (error) => { throw error; });
       });`;
     const results = await Promise.all(
       [1, 2, 3].map(async () => {
