@@ -437,7 +437,7 @@ describe.skipIf(observerUnavailable)('worker threads (context-aware addon)', () 
       [1, 2, 3].map(async () => {
         const worker = new Worker(script, { eval: true });
         const [message] = await once(worker, 'message');
-        await once(worker, 'exit');
+        await worker.terminate();
         return message;
       }),
     );
