@@ -9,6 +9,7 @@
       "conditions": [
         ["OS=='win'", {
           "sources": ["src-native/keepalive_win.cc"],
+          "defines": ["WIN32_LEAN_AND_MEAN", "NOMINMAX"],
           "libraries": ["ws2_32.lib"],
           "msvs_settings": {
             "VCCLCompilerTool": {

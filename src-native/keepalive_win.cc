@@ -1,0 +1,349 @@
+#include "keepalive.h"
+
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mstcpip.h>
+
+#include <string.h>
+
+#include <string>
+#include <unordered_map>
+
+#ifndef TCP_KEEPIDLE
+#define TCP_KEEPIDLE 3
+#endif
+#ifndef TCP_MAXRT
+#define TCP_MAXRT 5
+#endif
+#ifndef TCP_KEEPCNT
+#define TCP_KEEPCNT 16
+#endif
+#ifndef TCP_KEEPINTVL
+#define TCP_KEEPINTVL 17
+#endif
+
+typedef std::string ka_key;
+
+struct ka_addr {
+  unsigned char family;
+  unsigned char bytes[16];
+  unsigned port;
+};
+
+struct ka_known {
+  SOCKET sock;
+  ka_key key;
+  bool settled;
+  uint64_t generation;
+};
+
+struct ka_context {
+  uv_loop_t* loop;
+  uint64_t generation;
+  std::unordered_map<uv_handle_t*, ka_known> handles;
+  std::unordered_map<ka_key, SOCKET> sockets;
+};
+
+ka_context* ka_context_new(uv_loop_t* loop) {
+  ka_context* ctx = new ka_context;
+  ctx->loop = loop;
+  ctx->generation = 0;
+  return ctx;
+}
+
+void ka_context_free(ka_context* ctx) {
+  delete ctx;
+}
+
+static int fail(ka_status* status, const char* syscall, int sys_errno) {
+  status->err = sys_errno == WSAENOPROTOOPT ? KA_EUNSUPPORTED : uv_translate_sys_error(sys_errno);
+  status->sys_errno = sys_errno;
+  status->syscall = syscall;
+  return status->err;
+}
+
+static int fail_code(ka_status* status, const char* syscall, int err) {
+  status->err = err;
+  status->sys_errno = 0;
+  status->syscall = syscall;
+  return status->err;
+}
+
+static DWORD seconds_up(int64_t ms) {
+  return (DWORD) ((ms + 999) / 1000);
+}
+
+static int set_dword(SOCKET s, int level, int name, DWORD value) {
+  return setsockopt(s, level, name, (const char*) &value, sizeof(value));
+}
+
+static int get_dword(SOCKET s, int level, int name, DWORD* value) {
+  int len = (int) sizeof(*value);
+  *value = 0;
+  return getsockopt(s, level, name, (char*) value, &len);
+}
+
+static void addr_set_v4(ka_addr* out, const void* bytes, unsigned port) {
+  memset(out, 0, sizeof(*out));
+  out->family = 4;
+  memcpy(out->bytes, bytes, 4);
+  out->port = port;
+}
+
+static void addr_set_v6(ka_addr* out, const struct in6_addr* addr, unsigned port) {
+  if (IN6_IS_ADDR_V4MAPPED(addr)) {
+    addr_set_v4(out, addr->s6_addr + 12, port);
+    return;
+  }
+  memset(out, 0, sizeof(*out));
+  out->family = 6;
+  memcpy(out->bytes, addr->s6_addr, 16);
+  out->port = port;
+}
+
+static bool addr_from_sockaddr(const struct sockaddr_storage* storage, ka_addr* out) {
+  if (storage->ss_family == AF_INET) {
+    const struct sockaddr_in* in = (const struct sockaddr_in*) storage;
+    addr_set_v4(out, &in->sin_addr, ntohs(in->sin_port));
+    return true;
+  }
+  if (storage->ss_family == AF_INET6) {
+    const struct sockaddr_in6* in6 = (const struct sockaddr_in6*) storage;
+    addr_set_v6(out, &in6->sin6_addr, ntohs(in6->sin6_port));
+    return true;
+  }
+  return false;
+}
+
+static bool addr_from_string(const char* text, int port, ka_addr* out) {
+  if (text == nullptr || port < 0 || port > 65535) return false;
+
+  char host[INET6_ADDRSTRLEN + 1];
+  size_t len = strcspn(text, "%");
+  if (len == 0 || len >= sizeof(host)) return false;
+  memcpy(host, text, len);
+  host[len] = '\0';
+
+  struct in_addr v4;
+  if (inet_pton(AF_INET, host, &v4) == 1) {
+    addr_set_v4(out, &v4, (unsigned) port);
+    return true;
+  }
+  struct in6_addr v6;
+  if (inet_pton(AF_INET6, host, &v6) == 1) {
+    addr_set_v6(out, &v6, (unsigned) port);
+    return true;
+  }
+  return false;
+}
+
+static void key_append(ka_key* key, const ka_addr* addr) {
+  key->push_back((char) addr->family);
+  key->append((const char*) addr->bytes, addr->family == 4 ? 4 : 16);
+  key->push_back((char) (addr->port >> 8));
+  key->push_back((char) (addr->port & 0xff));
+}
+
+static ka_key key_of(const ka_addr* local, const ka_addr* remote) {
+  ka_key key(remote != nullptr ? "C" : "L");
+  key_append(&key, local);
+  if (remote != nullptr) key_append(&key, remote);
+  return key;
+}
+
+static bool addr_equal(const ka_addr* a, const ka_addr* b) {
+  return a->family == b->family && a->port == b->port && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
+}
+
+static bool local_of(SOCKET s, ka_addr* out) {
+  struct sockaddr_storage storage;
+  int len = (int) sizeof(storage);
+  return getsockname(s, (struct sockaddr*) &storage, &len) == 0 && addr_from_sockaddr(&storage, out);
+}
+
+static bool peer_of(SOCKET s, ka_addr* out) {
+  struct sockaddr_storage storage;
+  int len = (int) sizeof(storage);
+  return getpeername(s, (struct sockaddr*) &storage, &len) == 0 && addr_from_sockaddr(&storage, out);
+}
+
+static bool is_listening(SOCKET s) {
+  DWORD listening = 0;
+  return get_dword(s, SOL_SOCKET, SO_ACCEPTCONN, &listening) == 0 && listening != 0;
+}
+
+static bool matches(SOCKET s, const ka_addr* local, const ka_addr* remote) {
+  ka_addr found;
+  if (!local_of(s, &found) || !addr_equal(&found, local)) return false;
+  if (remote == nullptr) return is_listening(s);
+  return peer_of(s, &found) && addr_equal(&found, remote);
+}
+
+static bool describe(SOCKET s, ka_known* known) {
+  ka_addr local;
+  ka_addr remote;
+  known->settled = false;
+  if (!local_of(s, &local)) return false;
+  if (peer_of(s, &remote)) {
+    known->key = key_of(&local, &remote);
+    known->settled = true;
+    return true;
+  }
+  if (!is_listening(s)) return false;
+  known->key = key_of(&local, nullptr);
+  return true;
+}
+
+static void forget(ka_context* ctx, const ka_known* known) {
+  if (known->key.empty()) return;
+  auto found = ctx->sockets.find(known->key);
+  if (found != ctx->sockets.end() && found->second == known->sock) ctx->sockets.erase(found);
+}
+
+struct ka_walk {
+  ka_context* ctx;
+  bool full;
+};
+
+static void visit(uv_handle_t* handle, void* arg) {
+  ka_walk* walk = (ka_walk*) arg;
+  ka_context* ctx = walk->ctx;
+  if (uv_handle_get_type(handle) != UV_TCP || uv_is_closing(handle)) return;
+
+  uv_os_fd_t fd;
+  if (uv_fileno(handle, &fd) != 0) return;
+  SOCKET s = (SOCKET) fd;
+
+  auto seen = ctx->handles.find(handle);
+  if (seen != ctx->handles.end()) {
+    ka_known* known = &seen->second;
+    if (known->sock == s && known->settled && !walk->full) {
+      known->generation = ctx->generation;
+      return;
+    }
+    forget(ctx, known);
+  }
+
+  ka_known known;
+  known.sock = s;
+  known.generation = ctx->generation;
+  if (describe(s, &known)) ctx->sockets[known.key] = s;
+  ctx->handles[handle] = known;
+}
+
+static void walk_loop(ka_context* ctx, bool full) {
+  ka_walk walk = {ctx, full};
+  ctx->generation++;
+  uv_walk(ctx->loop, visit, &walk);
+
+  for (auto it = ctx->handles.begin(); it != ctx->handles.end();) {
+    if (it->second.generation == ctx->generation) {
+      ++it;
+      continue;
+    }
+    forget(ctx, &it->second);
+    it = ctx->handles.erase(it);
+  }
+}
+
+static bool lookup(ka_context* ctx, const ka_key& key, const ka_addr* local, const ka_addr* remote, SOCKET* out) {
+  auto found = ctx->sockets.find(key);
+  if (found == ctx->sockets.end() || !matches(found->second, local, remote)) return false;
+  *out = found->second;
+  return true;
+}
+
+int ka_resolve(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_status* status) {
+  ka_addr local;
+  ka_addr remote;
+  if (!addr_from_string(endpoint->local_address, endpoint->local_port, &local)) return fail_code(status, "inet_pton", UV_EINVAL);
+  bool connected = endpoint->remote_address != nullptr;
+  if (connected && !addr_from_string(endpoint->remote_address, endpoint->remote_port, &remote)) return fail_code(status, "inet_pton", UV_EINVAL);
+  const ka_addr* peer = connected ? &remote : nullptr;
+
+  ka_key key = key_of(&local, peer);
+  SOCKET s = INVALID_SOCKET;
+  if (!lookup(ctx, key, &local, peer, &s)) {
+    walk_loop(ctx, false);
+    if (!lookup(ctx, key, &local, peer, &s)) {
+      walk_loop(ctx, true);
+      if (!lookup(ctx, key, &local, peer, &s)) return fail_code(status, "uv_walk", KA_ENOTFOUND);
+    }
+  }
+
+  *out = (ka_socket) s;
+  return 0;
+}
+
+static int current_seconds(SOCKET s, int name, const char* syscall, ULONG* ms, ka_status* status) {
+  DWORD value = 0;
+  if (get_dword(s, IPPROTO_TCP, name, &value) != 0) return fail(status, syscall, WSAGetLastError());
+  *ms = value * 1000;
+  return 0;
+}
+
+int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
+  SOCKET s = (SOCKET) sock;
+  struct tcp_keepalive vals = {};
+  status->applied = 0;
+
+  if (v->onoff) {
+    if (v->usertimeout != KA_UNSET) {
+      if (set_dword(s, IPPROTO_TCP, TCP_MAXRT, seconds_up(v->usertimeout)) != 0) return fail(status, "setsockopt(TCP_MAXRT)", WSAGetLastError());
+      status->applied |= KA_APPLIED_USERTIMEOUT;
+    }
+
+    if (v->keepalivecount != KA_UNSET) {
+      if (set_dword(s, IPPROTO_TCP, TCP_KEEPCNT, (DWORD) v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", WSAGetLastError());
+      status->applied |= KA_APPLIED_COUNT;
+    }
+
+    vals.onoff = 1;
+    vals.keepalivetime = (ULONG) v->keepalivetime;
+    vals.keepaliveinterval = (ULONG) v->keepaliveinterval;
+    if (v->keepalivetime == KA_UNSET && current_seconds(s, TCP_KEEPIDLE, "getsockopt(TCP_KEEPIDLE)", &vals.keepalivetime, status) != 0) return status->err;
+    if (v->keepaliveinterval == KA_UNSET && current_seconds(s, TCP_KEEPINTVL, "getsockopt(TCP_KEEPINTVL)", &vals.keepaliveinterval, status) != 0) return status->err;
+  }
+
+  if (set_dword(s, SOL_SOCKET, SO_KEEPALIVE, v->onoff ? 1 : 0) != 0) return fail(status, "setsockopt(SO_KEEPALIVE)", WSAGetLastError());
+  status->applied |= KA_APPLIED_ONOFF;
+
+  if (v->onoff) {
+    DWORD returned = 0;
+    if (WSAIoctl(s, SIO_KEEPALIVE_VALS, &vals, sizeof(vals), nullptr, 0, &returned, nullptr, nullptr) != 0) return fail(status, "WSAIoctl(SIO_KEEPALIVE_VALS)", WSAGetLastError());
+    status->applied |= KA_APPLIED_TIME | KA_APPLIED_INTERVAL;
+  }
+
+  return 0;
+}
+
+static int read_optional(SOCKET s, int name, const char* syscall, int64_t unit, int64_t* out, ka_status* status) {
+  DWORD value = 0;
+  if (get_dword(s, IPPROTO_TCP, name, &value) == 0) {
+    *out = (int) value < 0 ? KA_UNSET : (int64_t) value * unit;
+    return 0;
+  }
+  int sys_errno = WSAGetLastError();
+  if (sys_errno != WSAENOPROTOOPT) return fail(status, syscall, sys_errno);
+  *out = KA_UNSET;
+  return 0;
+}
+
+int ka_read(ka_socket sock, ka_values* out, ka_status* status) {
+  SOCKET s = (SOCKET) sock;
+  DWORD value = 0;
+
+  if (get_dword(s, SOL_SOCKET, SO_KEEPALIVE, &value) != 0) return fail(status, "getsockopt(SO_KEEPALIVE)", WSAGetLastError());
+  out->onoff = value ? 1 : 0;
+
+  if (get_dword(s, IPPROTO_TCP, TCP_KEEPIDLE, &value) != 0) return fail(status, "getsockopt(TCP_KEEPIDLE)", WSAGetLastError());
+  out->keepalivetime = (int64_t) value * 1000;
+
+  if (get_dword(s, IPPROTO_TCP, TCP_KEEPINTVL, &value) != 0) return fail(status, "getsockopt(TCP_KEEPINTVL)", WSAGetLastError());
+  out->keepaliveinterval = (int64_t) value * 1000;
+
+  if (read_optional(s, TCP_KEEPCNT, "getsockopt(TCP_KEEPCNT)", 1, &out->keepalivecount, status) != 0) return status->err;
+  if (read_optional(s, TCP_MAXRT, "getsockopt(TCP_MAXRT)", 1000, &out->usertimeout, status) != 0) return status->err;
+
+  return 0;
+}
