@@ -436,8 +436,10 @@ describe.skipIf(observerUnavailable)('worker threads (context-aware addon)', () 
     const results = await Promise.all(
       [1, 2, 3].map(async () => {
         const worker = new Worker(script, { eval: true });
+        const exited = once(worker, 'exit');
         const [message] = await once(worker, 'message');
         await worker.terminate();
+        await exited;
         return message;
       }),
     );

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,11 @@ function buildObserver(): string | undefined {
   const source = join(__dirname, 'sockopt-observer.c');
   const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
   const binary = join(tmpdir(), `tcp-keepalive-observer-${hash}`);
-  if (!existsSync(binary)) execFileSync('cc', ['-O2', '-o', binary, source]);
+  if (!existsSync(binary)) {
+    const partial = `${binary}.${process.pid}`;
+    execFileSync('cc', ['-O2', '-o', partial, source]);
+    renameSync(partial, binary);
+  }
   return binary;
 }
 
