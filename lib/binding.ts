@@ -6,6 +6,8 @@ export interface NativeBinding {
   resolve(fd: number, localAddress: string | undefined, localPort: number | undefined, remoteAddress: string | undefined, remotePort: number | undefined): number;
   apply(sock: number, onoff: number, keepalivetime: number, keepaliveinterval: number, keepalivecount: number, usertimeout: number): void;
   read(sock: number): NativeValues;
+  /** Counters of the lookup work done on this event loop (for tests and benchmarks): walks, handles visited, socket calls. */
+  stats(): [walks: number, handlesVisited: number, socketCalls: number];
 }
 
 export interface NativeError extends Error {

@@ -47,6 +47,7 @@ class Addon : public Napi::Addon<Addon> {
       InstanceMethod("resolve", &Addon::Resolve),
       InstanceMethod("apply", &Addon::Apply),
       InstanceMethod("read", &Addon::Read),
+      InstanceMethod("stats", &Addon::Stats),
     });
   }
 
@@ -100,6 +101,16 @@ class Addon : public Napi::Addon<Addon> {
     out.Set(2u, Napi::Number::New(info.Env(), (double) values.keepaliveinterval));
     out.Set(3u, Napi::Number::New(info.Env(), (double) values.keepalivecount));
     out.Set(4u, Napi::Number::New(info.Env(), (double) values.usertimeout));
+    return out;
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    ka_stats stats;
+    ka_context_stats(ctx_, &stats);
+    Napi::Array out = Napi::Array::New(info.Env(), 3);
+    out.Set(0u, Napi::Number::New(info.Env(), (double) stats.walks));
+    out.Set(1u, Napi::Number::New(info.Env(), (double) stats.handles_visited));
+    out.Set(2u, Napi::Number::New(info.Env(), (double) stats.socket_calls));
     return out;
   }
 

@@ -41,10 +41,17 @@ typedef struct {
   unsigned applied;
 } ka_status;
 
+typedef struct {
+  uint64_t walks;
+  uint64_t handles_visited;
+  uint64_t socket_calls;
+} ka_stats;
+
 typedef struct ka_context ka_context;
 
 ka_context* ka_context_new(uv_loop_t* loop);
 void ka_context_free(ka_context* ctx);
+void ka_context_stats(const ka_context* ctx, ka_stats* out);
 
 int ka_resolve(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_status* status);
 int ka_apply(ka_socket sock, const ka_values* values, ka_status* status);

@@ -25,16 +25,22 @@
 
 struct ka_context {
   uv_loop_t* loop;
+  ka_stats stats;
 };
 
 ka_context* ka_context_new(uv_loop_t* loop) {
   ka_context* ctx = new ka_context;
   ctx->loop = loop;
+  ctx->stats = {0, 0, 0};
   return ctx;
 }
 
 void ka_context_free(ka_context* ctx) {
   delete ctx;
+}
+
+void ka_context_stats(const ka_context* ctx, ka_stats* out) {
+  *out = ctx->stats;
 }
 
 static int fail(ka_status* status, const char* syscall, int sys_errno) {
@@ -65,8 +71,8 @@ static int get_int(int fd, int level, int name, int* value) {
 }
 
 int ka_resolve(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_status* status) {
-  (void) ctx;
   int fd = endpoint->fd;
+  ctx->stats.socket_calls += 2;
   if (fd < 0) return fail(status, "fstat", EBADF);
 
   int type = 0;

@@ -39,6 +39,7 @@ struct ka_known {
 
 struct ka_context {
   uv_loop_t* loop;
+  ka_stats stats;
   uint64_t generation;
   std::unordered_map<uv_handle_t*, ka_known> handles;
   std::unordered_map<ka_key, SOCKET> sockets;
@@ -47,12 +48,17 @@ struct ka_context {
 ka_context* ka_context_new(uv_loop_t* loop) {
   ka_context* ctx = new ka_context;
   ctx->loop = loop;
+  ctx->stats = {0, 0, 0};
   ctx->generation = 0;
   return ctx;
 }
 
 void ka_context_free(ka_context* ctx) {
   delete ctx;
+}
+
+void ka_context_stats(const ka_context* ctx, ka_stats* out) {
+  *out = ctx->stats;
 }
 
 static int fail(ka_status* status, const char* syscall, int sys_errno) {
@@ -155,41 +161,44 @@ static bool addr_equal(const ka_addr* a, const ka_addr* b) {
   return a->family == b->family && a->port == b->port && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
 }
 
-static bool local_of(SOCKET s, ka_addr* out) {
+static bool local_of(ka_context* ctx, SOCKET s, ka_addr* out) {
+  ctx->stats.socket_calls++;
   struct sockaddr_storage storage;
   int len = (int) sizeof(storage);
   return getsockname(s, (struct sockaddr*) &storage, &len) == 0 && addr_from_sockaddr(&storage, out);
 }
 
-static bool peer_of(SOCKET s, ka_addr* out) {
+static bool peer_of(ka_context* ctx, SOCKET s, ka_addr* out) {
+  ctx->stats.socket_calls++;
   struct sockaddr_storage storage;
   int len = (int) sizeof(storage);
   return getpeername(s, (struct sockaddr*) &storage, &len) == 0 && addr_from_sockaddr(&storage, out);
 }
 
-static bool is_listening(SOCKET s) {
+static bool is_listening(ka_context* ctx, SOCKET s) {
+  ctx->stats.socket_calls++;
   DWORD listening = 0;
   return get_dword(s, SOL_SOCKET, SO_ACCEPTCONN, &listening) == 0 && listening != 0;
 }
 
-static bool matches(SOCKET s, const ka_addr* local, const ka_addr* remote) {
+static bool matches(ka_context* ctx, SOCKET s, const ka_addr* local, const ka_addr* remote) {
   ka_addr found;
-  if (!local_of(s, &found) || !addr_equal(&found, local)) return false;
-  if (remote == nullptr) return is_listening(s);
-  return peer_of(s, &found) && addr_equal(&found, remote);
+  if (!local_of(ctx, s, &found) || !addr_equal(&found, local)) return false;
+  if (remote == nullptr) return is_listening(ctx, s);
+  return peer_of(ctx, s, &found) && addr_equal(&found, remote);
 }
 
-static bool describe(SOCKET s, ka_known* known) {
+static bool describe(ka_context* ctx, SOCKET s, ka_known* known) {
   ka_addr local;
   ka_addr remote;
   known->settled = false;
-  if (!local_of(s, &local)) return false;
-  if (peer_of(s, &remote)) {
+  if (!local_of(ctx, s, &local)) return false;
+  if (peer_of(ctx, s, &remote)) {
     known->key = key_of(&local, &remote);
     known->settled = true;
     return true;
   }
-  if (!is_listening(s)) return false;
+  if (!is_listening(ctx, s)) return false;
   known->key = key_of(&local, nullptr);
   return true;
 }
@@ -208,6 +217,7 @@ struct ka_walk {
 static void visit(uv_handle_t* handle, void* arg) {
   ka_walk* walk = (ka_walk*) arg;
   ka_context* ctx = walk->ctx;
+  ctx->stats.handles_visited++;
   if (uv_handle_get_type(handle) != UV_TCP || uv_is_closing(handle)) return;
 
   uv_os_fd_t fd;
@@ -227,12 +237,13 @@ static void visit(uv_handle_t* handle, void* arg) {
   ka_known known;
   known.sock = s;
   known.generation = ctx->generation;
-  if (describe(s, &known)) ctx->sockets[known.key] = s;
+  if (describe(ctx, s, &known)) ctx->sockets[known.key] = s;
   ctx->handles[handle] = known;
 }
 
 static void walk_loop(ka_context* ctx, bool full) {
   ka_walk walk = {ctx, full};
+  ctx->stats.walks++;
   ctx->generation++;
   uv_walk(ctx->loop, visit, &walk);
 
@@ -248,7 +259,7 @@ static void walk_loop(ka_context* ctx, bool full) {
 
 static bool lookup(ka_context* ctx, const ka_key& key, const ka_addr* local, const ka_addr* remote, SOCKET* out) {
   auto found = ctx->sockets.find(key);
-  if (found == ctx->sockets.end() || !matches(found->second, local, remote)) return false;
+  if (found == ctx->sockets.end() || !matches(ctx, found->second, local, remote)) return false;
   *out = found->second;
   return true;
 }

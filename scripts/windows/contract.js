@@ -375,11 +375,15 @@ async function openConnections(server, count) {
   return pairs;
 }
 
+/** Runs fn over items; the time per call (µs, printed only) and the lookup work per call (asserted). */
 function perCall(fn, items) {
   if (global.gc && items.length > 1) global.gc();
+  const [walks0, visited0, calls0] = binding.stats();
   const start = process.hrtime.bigint();
   for (const item of items) fn(item);
-  return Number(process.hrtime.bigint() - start) / 1000 / items.length;
+  const us = Number(process.hrtime.bigint() - start) / 1000 / items.length;
+  const [walks1, visited1, calls1] = binding.stats();
+  return { us, walks: (walks1 - walks0) / items.length, visited: (visited1 - visited0) / items.length, calls: (calls1 - calls0) / items.length };
 }
 
 function median(values) {
@@ -387,51 +391,53 @@ function median(values) {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-async function lookupCost(count, rounds) {
+function summarise(samples) {
+  return {
+    us: median(samples.map((s) => s.us)),
+    walks: Math.max(...samples.map((s) => s.walks)),
+    visited: Math.max(...samples.map((s) => s.visited)),
+    calls: Math.max(...samples.map((s) => s.calls)),
+  };
+}
+
+async function lookupCost(count) {
   const options = { keepalivetime: 7000, keepaliveinterval: 1000 };
-  const first = [];
-  const hit = [];
-  const fresh = [];
-  for (let round = 0; round < rounds; round++) {
-    const server = await listen(net.createServer(), '127.0.0.1');
-    try {
-      const clients = (await openConnections(server, count)).map((p) => p.client);
-      await sleep(300);
-      const tuples = clients.map((c) => [c.localAddress, c.localPort, c.remoteAddress, c.remotePort]);
-      first.push(perCall((c) => applyKeepalive(c, options), clients));
-      for (let i = 0; i < 3; i++) hit.push(perCall((t) => binding.resolve(-1, ...t), tuples));
-      for (let i = 0; i < Math.ceil(10 / rounds); i++) {
-        const { client } = await connectTo(server, '127.0.0.1');
-        fresh.push(perCall((c) => applyKeepalive(c, options), [client]));
-      }
-    } finally {
-      closeAll(server);
-      await sleep(100);
+  const server = await listen(net.createServer(), '127.0.0.1');
+  try {
+    const clients = (await openConnections(server, count)).map((p) => p.client);
+    await sleep(300);
+    const tuples = clients.map((c) => [c.localAddress, c.localPort, c.remoteAddress, c.remotePort]);
+    const first = [perCall((c) => applyKeepalive(c, options), clients)];
+    const hit = [1, 2, 3].map(() => perCall((t) => binding.resolve(-1, ...t), tuples));
+    const fresh = [];
+    for (let i = 0; i < 8; i++) {
+      const { client } = await connectTo(server, '127.0.0.1');
+      fresh.push(perCall((c) => applyKeepalive(c, options), [client]));
     }
+    return { first: summarise(first), hit: summarise(hit), fresh: summarise(fresh) };
+  } finally {
+    closeAll(server);
+    await sleep(100);
   }
-  return { first: median(first), hit: median(hit), fresh: median(fresh) };
 }
 
-async function measureLookupCost() {
-  await lookupCost(20, 2);
-  const small = await lookupCost(20, 7);
-  const large = await lookupCost(600, 1);
-  const ratios = { first: large.first / small.first, hit: large.hit / small.hit, fresh: large.fresh / small.fresh };
-  const fmt = (r) => `first apply ${r.first.toFixed(1)}, cached resolve ${r.hit.toFixed(1)}, new connection ${r.fresh.toFixed(1)} us/call`;
-  const summary = `20 connections: ${fmt(small)} | 600 connections: ${fmt(large)} | ratios ${ratios.first.toFixed(2)}x, ${ratios.hit.toFixed(2)}x, ${ratios.fresh.toFixed(2)}x`;
-  return { ok: Object.values(ratios).every((r) => r <= 3), summary, metrics: { small, large, ratios } };
-}
-
-test('lookup cost: per-call apply with 600 open connections within 3x of 20', async () => {
-  let measured = await measureLookupCost();
-  let detail = measured.summary;
-  if (!measured.ok) {
-    const again = await measureLookupCost();
-    detail = `${again.summary} (measured twice; the first: ${measured.summary})`;
-    measured = again;
-  }
-  assert(measured.ok, `per-call cost grows with the number of sockets: ${detail}`);
-  return { detail, metrics: measured.metrics };
+test('lookup cost: the work per call does not grow from 20 to 600 open connections (times printed, not asserted)', async () => {
+  await lookupCost(20);
+  const small = await lookupCost(20);
+  const large = await lookupCost(600);
+  const fmt = (r) => `${r.us.toFixed(1)} us, ${r.walks.toFixed(2)} walks, ${r.calls.toFixed(1)} socket calls`;
+  const detail = ['first apply', 'cached resolve', 'new connection']
+    .map((name, i) => {
+      const key = ['first', 'hit', 'fresh'][i];
+      return `${name}: 20 conns ${fmt(small[key])} | 600 conns ${fmt(large[key])} | time ratio ${(large[key].us / small[key].us).toFixed(2)}x`;
+    })
+    .join('; ');
+  assert(large.hit.walks === 0 && large.hit.calls <= 2, `a cached resolve must cost no walk and at most 2 socket calls: ${detail}`);
+  assert(large.first.walks * 600 <= 2, `applying to 600 known connections must take at most 2 walks in all: ${detail}`);
+  assert(large.first.calls <= small.first.calls + 1, `socket calls per first apply must not grow with the connections: ${detail}`);
+  assert(large.fresh.walks <= 1, `a new connection must cost at most one walk (no full re-describe): ${detail}`);
+  assert(large.fresh.calls <= small.fresh.calls, `socket calls per new connection must not grow with the connections: ${detail}`);
+  return { detail, metrics: { small, large } };
 });
 
 test('dead peer: keepalivetime 3000 / interval 1000 ends in ETIMEDOUT once packets are dropped', async (wine) => {
