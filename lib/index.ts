@@ -67,13 +67,16 @@ interface Settings {
 
 const OPTION_NAMES = ['onoff', 'keepalivetime', 'keepaliveinterval', 'keepalivecount', 'usertimeout'];
 
+function isOptionName(key: string): boolean {
+  return key === 'onoff' || key === 'keepalivetime' || key === 'keepaliveinterval' || key === 'keepalivecount' || key === 'usertimeout';
+}
+
 function describeLimit(max: number, min: number, unit: string): string {
   if (platform.unit === 1000 && unit === 'ms') return `an integer >= ${min} and <= ${max} (${max / 1000} s on ${process.platform}, where ms are rounded up to whole seconds)`;
   return `an integer >= ${min} and <= ${max} on ${process.platform}`;
 }
 
-function integerIn(options: KeepaliveOptions, name: keyof KeepaliveOptions, min: number, max: number | undefined, unit: string, required = false): number {
-  const value = options[name];
+function integerIn(value: unknown, name: keyof KeepaliveOptions, min: number, max: number | undefined, unit: string, required = false): number {
   if (value === undefined && !required) return UNSET;
   if (typeof value !== 'number') throw invalidArgType(`options.${name}`, required ? 'of type number (it is required when onoff is on)' : 'of type number', value);
   if (max === undefined) throw keepaliveError('ERR_KEEPALIVE_UNSUPPORTED', `options.${name} cannot be set on ${process.platform}`);
@@ -84,8 +87,8 @@ function integerIn(options: KeepaliveOptions, name: keyof KeepaliveOptions, min:
 function validate(options: unknown): Settings {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalidArgType('options', 'of type object', options);
   const opts = options as KeepaliveOptions;
-  for (const key of Object.keys(opts)) {
-    if (!OPTION_NAMES.includes(key)) throw invalidArgValue(`options.${key}`, `is not an option; the options are ${OPTION_NAMES.join(', ')}`);
+  for (const key in opts) {
+    if (!isOptionName(key) && Object.hasOwn(opts, key)) throw invalidArgValue(`options.${key}`, `is not an option; the options are ${OPTION_NAMES.join(', ')}`);
   }
   const onoff = opts.onoff;
   if (onoff !== undefined && onoff !== true && onoff !== false && onoff !== 0 && onoff !== 1) {
@@ -94,10 +97,10 @@ function validate(options: unknown): Settings {
   if (onoff === false || onoff === 0) return { onoff: false, keepalivetime: UNSET, keepaliveinterval: UNSET, keepalivecount: UNSET, usertimeout: UNSET };
   return {
     onoff: true,
-    keepalivetime: integerIn(opts, 'keepalivetime', 1, platform.keepalivetime, 'ms', true),
-    keepaliveinterval: integerIn(opts, 'keepaliveinterval', 1, platform.keepaliveinterval, 'ms', true),
-    keepalivecount: integerIn(opts, 'keepalivecount', 1, platform.keepalivecount, 'probes'),
-    usertimeout: integerIn(opts, 'usertimeout', 0, platform.usertimeout, 'ms'),
+    keepalivetime: integerIn(opts.keepalivetime, 'keepalivetime', 1, platform.keepalivetime, 'ms', true),
+    keepaliveinterval: integerIn(opts.keepaliveinterval, 'keepaliveinterval', 1, platform.keepaliveinterval, 'ms', true),
+    keepalivecount: integerIn(opts.keepalivecount, 'keepalivecount', 1, platform.keepalivecount, 'probes'),
+    usertimeout: integerIn(opts.usertimeout, 'usertimeout', 0, platform.usertimeout, 'ms'),
   };
 }
 
@@ -149,7 +152,7 @@ function tcpHandleOf(target: Internal<Socket | Server>, what: string): Handle {
   let handle = target._handle;
   if (!handle) throw socketClosed();
   while (handle._parent) handle = handle._parent;
-  if (isPipe(handle)) throw notTcp(what);
+  if (handle[kOsSocket] === undefined && isPipe(handle)) throw notTcp(what);
   return handle;
 }
 
@@ -175,20 +178,28 @@ function osSocketOf(target: Internal<Socket | Server>, handle: Handle, what: str
   return sock;
 }
 
+function annotated(error: unknown): unknown {
+  const err = error as NativeError;
+  const applied = APPLIED_BITS.filter(([bit]) => (err.applied ?? 0) & bit).map(([, name]) => name);
+  if (applied.length > 0) err.message += ` (the socket is partly configured: ${applied.join(', ')} already set)`;
+  Object.defineProperty(err, 'applied', { value: applied, enumerable: true, writable: true, configurable: true });
+  return err;
+}
+
 function native<T>(call: () => T): T {
   try {
     return call();
   } catch (error) {
-    const err = error as NativeError;
-    const applied = APPLIED_BITS.filter(([bit]) => (err.applied ?? 0) & bit).map(([, name]) => name);
-    if (applied.length > 0) err.message += ` (the socket is partly configured: ${applied.join(', ')} already set)`;
-    Object.defineProperty(err, 'applied', { value: applied, enumerable: true, writable: true, configurable: true });
-    throw err;
+    throw annotated(error);
   }
 }
 
 function write(sock: number, s: Settings): void {
-  native(() => binding.apply(sock, s.onoff ? 1 : 0, s.keepalivetime, s.keepaliveinterval, s.keepalivecount, s.usertimeout));
+  try {
+    binding.apply(sock, s.onoff ? 1 : 0, s.keepalivetime, s.keepaliveinterval, s.keepalivecount, s.usertimeout);
+  } catch (error) {
+    throw annotated(error);
+  }
 }
 
 function stickyHandleSetKeepAlive(this: Handle, enable: boolean, ...rest: unknown[]): number {

@@ -37,6 +37,27 @@ static int64_t int_arg(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Number>().Int64Value();
 }
 
+// apply is the per-call hot path: a plain N-API callback, without node-addon-api's CallbackInfo and
+// instance-method wrappers around it.
+static napi_value ApplyFast(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 6;
+  napi_value argv[6];
+  int64_t arg[6] = {-1, KA_UNSET, KA_UNSET, KA_UNSET, KA_UNSET, KA_UNSET};
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  for (size_t i = 0; i < argc && i < 6; i++) napi_get_value_int64(env, argv[i], &arg[i]);
+
+  ka_values values;
+  values.onoff = arg[1];
+  values.keepalivetime = arg[2];
+  values.keepaliveinterval = arg[3];
+  values.keepalivecount = arg[4];
+  values.usertimeout = arg[5];
+
+  ka_status status = {0, 0, "", 0};
+  if (ka_apply((ka_socket) arg[0], &values, &status) != 0) throw_status(Napi::Env(env), status);
+  return nullptr;
+}
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
@@ -45,10 +66,11 @@ class Addon : public Napi::Addon<Addon> {
     ctx_ = ka_context_new(loop);
     DefineAddon(exports, {
       InstanceMethod("resolve", &Addon::Resolve),
-      InstanceMethod("apply", &Addon::Apply),
       InstanceMethod("read", &Addon::Read),
       InstanceMethod("stats", &Addon::Stats),
     });
+    napi_property_descriptor apply = {"apply", nullptr, ApplyFast, nullptr, nullptr, nullptr, napi_default, nullptr};
+    napi_define_properties(env, exports, 1, &apply);
   }
 
   ~Addon() {
@@ -73,19 +95,6 @@ class Addon : public Napi::Addon<Addon> {
       return info.Env().Undefined();
     }
     return Napi::Number::New(info.Env(), (double) sock);
-  }
-
-  Napi::Value Apply(const Napi::CallbackInfo& info) {
-    ka_values values;
-    values.onoff = int_arg(info, 1);
-    values.keepalivetime = int_arg(info, 2);
-    values.keepaliveinterval = int_arg(info, 3);
-    values.keepalivecount = int_arg(info, 4);
-    values.usertimeout = int_arg(info, 5);
-
-    ka_status status = {0, 0, "", 0};
-    if (ka_apply((ka_socket) int_arg(info, 0), &values, &status) != 0) throw_status(info.Env(), status);
-    return info.Env().Undefined();
   }
 
   Napi::Value Read(const Napi::CallbackInfo& info) {
