@@ -433,7 +433,7 @@ test('lookup cost: the work per call does not grow from 20 to 600 open connectio
     })
     .join('; ');
   assert(large.hit.walks === 0 && large.hit.calls <= 2, `a cached resolve must cost no walk and at most 2 socket calls: ${detail}`);
-  assert(large.first.walks * 600 <= 2, `applying to 600 known connections must take at most 2 walks in all: ${detail}`);
+  assert(large.first.walks <= small.first.walks, `walks per apply to known connections must not grow with the connections (one walk serves many): ${detail}`);
   assert(large.first.calls <= small.first.calls + 1, `socket calls per first apply must not grow with the connections: ${detail}`);
   assert(large.fresh.walks <= 1, `a new connection must cost at most one walk (no full re-describe): ${detail}`);
   assert(large.fresh.calls <= small.fresh.calls, `socket calls per new connection must not grow with the connections: ${detail}`);
