@@ -60,7 +60,8 @@ async function connectedPair(server, port) {
   return client;
 }
 
-async function showSettings() {
+/** A local server and two connected clients: ours with applyKeepalive, theirs with Node's setKeepAlive only. */
+async function twoSockets() {
   const server = net.createServer().listen(0, HOST);
   await once(server, 'listening');
   const { port } = server.address();
@@ -68,6 +69,11 @@ async function showSettings() {
   applyKeepalive(ours, SETTINGS);
   const theirs = await connectedPair(server, port);
   theirs.setKeepAlive(true, NODE_DELAY);
+  return { server, port, ours, theirs };
+}
+
+async function showSettings() {
+  const { server, port, ours, theirs } = await twoSockets();
   const held = getKeepalive(ours);
   const nodeHeld = getKeepalive(theirs);
 
@@ -124,13 +130,7 @@ async function pullTheCable() {
   } catch (error) {
     return cannot('bring up 127.0.0.1 in the private network namespace', error.message);
   }
-  const server = net.createServer().listen(0, HOST);
-  await once(server, 'listening');
-  const { port } = server.address();
-  const ours = await connectedPair(server, port);
-  applyKeepalive(ours, SETTINGS);
-  const theirs = await connectedPair(server, port);
-  theirs.setKeepAlive(true, NODE_DELAY);
+  const { server, port, ours, theirs } = await twoSockets();
   const lastPacket = now();
   const bound = boundOf(getKeepalive(ours));
   const nodeBound = boundOf(getKeepalive(theirs));
