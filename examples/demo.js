@@ -73,7 +73,7 @@ async function twoSockets() {
 }
 
 async function showSettings() {
-  const { server, port, ours, theirs } = await twoSockets();
+  const { server, ours, theirs } = await twoSockets();
   const held = getKeepalive(ours);
   const nodeHeld = getKeepalive(theirs);
 
