@@ -65,11 +65,7 @@ interface Settings {
   usertimeout: number;
 }
 
-const OPTION_NAMES = ['onoff', 'keepalivetime', 'keepaliveinterval', 'keepalivecount', 'usertimeout'];
-
-function isOptionName(key: string): boolean {
-  return key === 'onoff' || key === 'keepalivetime' || key === 'keepaliveinterval' || key === 'keepalivecount' || key === 'usertimeout';
-}
+const OPTION_NAMES: ReadonlySet<string> = new Set(['onoff', 'keepalivetime', 'keepaliveinterval', 'keepalivecount', 'usertimeout']);
 
 function describeLimit(max: number, min: number, unit: string): string {
   if (platform.unit === 1000 && unit === 'ms') return `an integer >= ${min} and <= ${max} (${max / 1000} s on ${process.platform}, where ms are rounded up to whole seconds)`;
@@ -88,7 +84,7 @@ function validate(options: unknown): Settings {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalidArgType('options', 'of type object', options);
   const opts = options as KeepaliveOptions;
   for (const key in opts) {
-    if (!isOptionName(key) && Object.hasOwn(opts, key)) throw invalidArgValue(`options.${key}`, `is not an option; the options are ${OPTION_NAMES.join(', ')}`);
+    if (!OPTION_NAMES.has(key) && Object.hasOwn(opts, key)) throw invalidArgValue(`options.${key}`, `is not an option; the options are ${[...OPTION_NAMES].join(', ')}`);
   }
   const onoff = opts.onoff;
   if (onoff !== undefined && onoff !== true && onoff !== false && onoff !== 0 && onoff !== 1) {
