@@ -144,10 +144,16 @@ function isPipe(handle: Handle): boolean {
   return handle.constructor?.name === 'Pipe';
 }
 
-function tcpHandleOf(target: Internal<Socket | Server>, what: string): Handle {
-  let handle = target._handle;
-  if (!handle) throw socketClosed();
+/** The TCP handle under a TLS handle (TLSWrap keeps the wrapped handle in `_parent`). */
+function innermost(handle: Handle): Handle {
   while (handle._parent) handle = handle._parent;
+  return handle;
+}
+
+function tcpHandleOf(target: Internal<Socket | Server>, what: string): Handle {
+  const outer = target._handle;
+  if (!outer) throw socketClosed();
+  const handle = innermost(outer);
   if (handle[kOsSocket] === undefined && isPipe(handle)) throw notTcp(what);
   return handle;
 }
@@ -218,14 +224,14 @@ function stickySocketSetKeepAlive(this: Internal<Socket>, ...args: SetKeepAliveA
   const state = this[kSocketState]!;
   (state.original as (...a: SetKeepAliveArgs) => Socket).call(this, ...args);
   const [first, second] = args;
-  const enable = typeof first === 'object' && first !== null ? Boolean(first.enable) : Boolean(first);
-  const initialDelay = typeof first === 'object' && first !== null ? first.initialDelay : second;
+  const asObject = typeof first === 'object' && first !== null ? first : undefined;
+  const enable = Boolean(asObject ? asObject.enable : first);
+  const initialDelay = asObject ? asObject.initialDelay : second;
   if (state.pending) {
     state.pendingOn = enable;
     return this;
   }
-  let handle = this._handle;
-  while (handle?._parent) handle = handle._parent;
+  const handle = this._handle ? innermost(this._handle) : undefined;
   if (handle?.[kHandleState] && !this.destroyed) handle.setKeepAlive!(enable, ~~((initialDelay ?? 0) / 1000));
   return this;
 }
