@@ -1,0 +1,95 @@
+import { UNSET } from './binding';
+import { invalidArgType, invalidArgValue, keepaliveError, outOfRange } from './errors';
+
+/** What `applyKeepalive` takes. Times are milliseconds, named after Windows' `struct tcp_keepalive`. */
+export interface KeepaliveOptions {
+  /** `SO_KEEPALIVE`. `false` (or 0) turns keepalive off; the other fields are then ignored. Default `true`. */
+  onoff?: boolean | 0 | 1;
+  /** Idle time before the first probe, ms. Required when `onoff` is on. */
+  keepalivetime?: number;
+  /** Time between unanswered probes, ms. Required when `onoff` is on. */
+  keepaliveinterval?: number;
+  /** Unanswered probes before the connection is dropped. Left as it is when absent. */
+  keepalivecount?: number;
+  /** How long sent data may stay unacknowledged before the connection is dropped, ms; 0 restores the system default. Left as it is when absent. */
+  usertimeout?: number;
+}
+
+/** What the kernel holds now, in ms. A field the platform cannot read is `undefined`. */
+export interface KeepaliveValues {
+  onoff: boolean;
+  keepalivetime: number | undefined;
+  keepaliveinterval: number | undefined;
+  keepalivecount: number | undefined;
+  usertimeout: number | undefined;
+}
+
+export interface Limits {
+  /** How many ms one unit of the kernel's option is: values are rounded up to it. */
+  unit: number;
+  keepalivetime: number;
+  keepaliveinterval: number;
+  keepalivecount: number | undefined;
+  usertimeout: number | undefined;
+  /** Accepted sockets inherit the listening socket's keepalive options. */
+  inheritsFromListener: boolean;
+  /** The OS socket is found by its addresses, not by `_handle.fd`. */
+  locateByAddress: boolean;
+}
+
+const INT32_MAX = 2 ** 31 - 1;
+
+const PLATFORMS: Record<string, Limits> = {
+  linux: { unit: 1000, keepalivetime: 32767 * 1000, keepaliveinterval: 32767 * 1000, keepalivecount: 127, usertimeout: INT32_MAX, inheritsFromListener: true, locateByAddress: false },
+  android: { unit: 1000, keepalivetime: 32767 * 1000, keepaliveinterval: 32767 * 1000, keepalivecount: 127, usertimeout: INT32_MAX, inheritsFromListener: true, locateByAddress: false },
+  darwin: { unit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: INT32_MAX, usertimeout: INT32_MAX, inheritsFromListener: false, locateByAddress: false },
+  freebsd: { unit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: INT32_MAX, usertimeout: undefined, inheritsFromListener: false, locateByAddress: false },
+  win32: { unit: 1, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: 255, usertimeout: INT32_MAX, inheritsFromListener: false, locateByAddress: true },
+};
+
+export const platform: Readonly<Limits> = PLATFORMS[process.platform] ?? PLATFORMS.freebsd;
+
+/** Validated options: a number for each field, `UNSET` where the caller left it as it is. */
+export interface Settings {
+  onoff: boolean;
+  keepalivetime: number;
+  keepaliveinterval: number;
+  keepalivecount: number;
+  usertimeout: number;
+}
+
+const OPTION_NAMES: ReadonlySet<string> = new Set(['onoff', 'keepalivetime', 'keepaliveinterval', 'keepalivecount', 'usertimeout']);
+
+function describeLimit(max: number, min: number, unit: string): string {
+  if (platform.unit === 1000 && unit === 'ms') return `an integer >= ${min} and <= ${max} (${max / 1000} s on ${process.platform}, where ms are rounded up to whole seconds)`;
+  return `an integer >= ${min} and <= ${max} on ${process.platform}`;
+}
+
+function integerIn(value: unknown, name: keyof KeepaliveOptions, min: number, max: number | undefined, unit: string, required = false): number {
+  if (value === undefined && !required) return UNSET;
+  if (typeof value !== 'number') throw invalidArgType(`options.${name}`, required ? 'of type number (it is required when onoff is on)' : 'of type number', value);
+  if (max === undefined) throw keepaliveError('ERR_KEEPALIVE_UNSUPPORTED', `options.${name} cannot be set on ${process.platform}`);
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(`options.${name}`, describeLimit(max, min, unit), value);
+  return value;
+}
+
+/** Checks options against this platform's limits; throws a typed error naming the field. */
+export function validate(options: unknown): Settings {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalidArgType('options', 'of type object', options);
+  const opts = options as KeepaliveOptions;
+  for (const key in opts) {
+    if (!OPTION_NAMES.has(key) && Object.hasOwn(opts, key)) throw invalidArgValue(`options.${key}`, `is not an option; the options are ${[...OPTION_NAMES].join(', ')}`);
+  }
+  const onoff = opts.onoff;
+  if (onoff !== undefined && onoff !== true && onoff !== false && onoff !== 0 && onoff !== 1) {
+    throw invalidArgType('options.onoff', 'of type boolean (or 0 or 1)', onoff);
+  }
+  if (onoff === false || onoff === 0) return { onoff: false, keepalivetime: UNSET, keepaliveinterval: UNSET, keepalivecount: UNSET, usertimeout: UNSET };
+  return {
+    onoff: true,
+    keepalivetime: integerIn(opts.keepalivetime, 'keepalivetime', 1, platform.keepalivetime, 'ms', true),
+    keepaliveinterval: integerIn(opts.keepaliveinterval, 'keepaliveinterval', 1, platform.keepaliveinterval, 'ms', true),
+    keepalivecount: integerIn(opts.keepalivecount, 'keepalivecount', 1, platform.keepalivecount, 'probes'),
+    usertimeout: integerIn(opts.usertimeout, 'usertimeout', 0, platform.usertimeout, 'ms'),
+  };
+}
