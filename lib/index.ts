@@ -9,6 +9,8 @@ import { isServer, isSocket, KeepaliveTarget, notATarget } from './target';
 export type { KeepaliveErrorCode } from './errors';
 export type { KeepaliveOptions, KeepaliveValues } from './options';
 export type { KeepaliveTarget } from './target';
+export { setDefaultKeepalive } from './default';
+export type { DefaultKeepaliveConfig, DefaultKeepaliveSocketInfo } from './default';
 
 /** The limits in force on this platform, in ms (and probes), after which a value is out of range. */
 export const limits: Readonly<Limits> = Object.freeze({ ...platform });

@@ -1,7 +1,9 @@
 import { Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { invalidArgType } from './errors';
 
-export type KeepaliveTarget = Socket | Server;
+/** A socket as drivers type it (`Duplex`) is accepted; at run time it must be a `net.Socket` / `tls.TLSSocket` or a `net.Server`. */
+export type KeepaliveTarget = Socket | Server | Duplex;
 
 export function isSocket(target: unknown): target is Socket {
   return target instanceof Socket;
