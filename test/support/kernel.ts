@@ -49,8 +49,13 @@ export function fdOf(target: Socket | Server): number {
 
 /** The socket's options as another process sees them through a duplicate of the descriptor. */
 export function kernelOptions(target: Socket | Server): KernelOptions {
+  return kernelOptionsOf(process.pid, fdOf(target));
+}
+
+/** The options of descriptor `fd` of process `pid` (any process, e.g. a driver's, found with `ss -tnp`). */
+export function kernelOptionsOf(pid: number, fd: number): KernelOptions {
   if (!observer) throw new Error(`kernel observer unavailable: ${observerUnavailable}`);
-  const out = execFileSync(observer, [String(process.pid), String(fdOf(target))], { encoding: 'utf8' });
+  const out = execFileSync(observer, [String(pid), String(fd)], { encoding: 'utf8' });
   return JSON.parse(out) as KernelOptions;
 }
 
