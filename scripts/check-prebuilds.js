@@ -98,7 +98,7 @@ function checkPrebuilds(dir, { release = false } = {}) {
   return { found, problems };
 }
 
-module.exports = { RELEASE, checkPrebuilds };
+module.exports = { RELEASE, checkFile, checkPrebuilds };
 
 if (require.main === module) {
   const args = process.argv.slice(2);

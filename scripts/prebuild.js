@@ -9,6 +9,10 @@
 //   nodedir is configured, so node-gyp downloads nothing. The addon uses N-API only, so the Node version of
 //   the headers does not matter to the result.
 // - Linux builds are tagged glibc or musl, so node-gyp-build never hands a glibc binary to Alpine.
+// - On Linux, another CPU (`--arch=arm64` on x64, or the reverse) is cross-built with Debian's cross compiler
+//   for that CPU (apt-get install g++-aarch64-linux-gnu / g++-x86-64-linux-gnu): CC, CXX, LINK, AR and the
+//   strip prebuildify runs are set here unless already set. Every cross-built file is checked with
+//   check-prebuilds.js (ELF machine, libc, glibc symbol versions) before this script reports success.
 //
 // --if-stale: do nothing when the prebuild exists and is newer than binding.gyp and src-native/.
 // PREBUILDS_ONLY=1 (as node-gyp-build reads it): build nothing; fail unless the prebuild exists.
@@ -23,6 +27,9 @@ const passThrough = args.filter((arg) => arg !== '--if-stale');
 const archArg = passThrough.find((arg) => arg.startsWith('--arch='));
 const arch = archArg ? archArg.slice('--arch='.length) : process.arch;
 const outDir = path.join(root, 'prebuilds', `${process.platform}-${arch}`);
+
+/** Debian's cross toolchain prefix per target CPU, for Linux builds on another CPU. */
+const CROSS = { arm64: 'aarch64-linux-gnu', x64: 'x86_64-linux-gnu' };
 
 function sourceFiles() {
   const dir = path.join(root, 'src-native');
@@ -53,6 +60,24 @@ function localHeaders() {
   }
 }
 
+/** The compiler variables for a Linux cross build to `arch`, or {} when building for this machine's own CPU. */
+function crossEnv() {
+  if (arch === process.arch || process.platform !== 'linux') return {};
+  const prefix = CROSS[arch];
+  if (!prefix) throw new Error(`no cross toolchain known for linux-${arch} (known: ${Object.keys(CROSS).join(', ')})`);
+  const tools = { CC: 'gcc', CXX: 'g++', LINK: 'g++', AR: 'ar', PREBUILD_STRIP_BIN: 'strip' };
+  const env = {};
+  for (const [name, tool] of Object.entries(tools)) {
+    if (process.env[name]) continue;
+    const command = `${prefix}-${tool}`;
+    if (spawnSync(command, ['--version'], { stdio: 'ignore' }).status !== 0) {
+      throw new Error(`${command} not found: install Debian's g++-${prefix.replace(/_/g, '-')} (or set ${name})`);
+    }
+    env[name] = command;
+  }
+  return env;
+}
+
 function build() {
   const cache = path.join(root, '.cache', 'prebuild');
   fs.mkdirSync(cache, { recursive: true });
@@ -61,7 +86,8 @@ function build() {
     for (const file of ['package.json', 'binding.gyp', 'src-native']) {
       fs.cpSync(path.join(root, file), path.join(stage, file), { recursive: true });
     }
-    const env = { ...process.env };
+    const cross = crossEnv();
+    const env = { ...process.env, ...cross };
     if (!env.npm_config_nodedir) {
       const nodedir = localHeaders();
       if (nodedir) env.npm_config_nodedir = nodedir;
@@ -77,7 +103,11 @@ function build() {
       `--out=${root}`,
       ...passThrough,
     ];
-    console.log(`prebuild: prebuildify ${command.slice(1).join(' ')}${env.npm_config_nodedir ? ` (nodedir ${env.npm_config_nodedir})` : ''}`);
+    const notes = [
+      ...(env.npm_config_nodedir ? [`nodedir ${env.npm_config_nodedir}`] : []),
+      ...Object.entries(cross).map(([name, value]) => `${name}=${value}`),
+    ];
+    console.log(`prebuild: prebuildify ${command.slice(1).join(' ')}${notes.length ? ` (${notes.join(', ')})` : ''}`);
     const result = spawnSync(process.execPath, command, { cwd: stage, env, stdio: 'inherit' });
     if (result.status !== 0) throw new Error(`prebuildify failed with ${result.error ?? `exit code ${result.status}`}`);
   } finally {
@@ -98,9 +128,16 @@ function main() {
   }
   build();
   const built = existingPrebuild();
-  if (!built && arch === process.arch) throw new Error(`prebuildify wrote no prebuild to ${path.relative(root, outDir)}`);
+  if (!built) throw new Error(`prebuildify wrote no prebuild to ${path.relative(root, outDir)}`);
   for (const name of fs.readdirSync(outDir)) {
     console.log(`prebuild: ${path.relative(root, path.join(outDir, name))} ${fs.statSync(path.join(outDir, name)).size} bytes`);
+  }
+  if (arch !== process.arch) {
+    const problems = require('./check-prebuilds.js').checkFile(built, process.platform, arch);
+    if (problems.length) {
+      fs.rmSync(built);
+      throw new Error(`removed the cross-built ${path.relative(root, built)}, which would not load everywhere it claims to:\n  ${problems.join('\n  ')}`);
+    }
   }
 }
 
