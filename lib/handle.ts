@@ -3,6 +3,7 @@ import { APPLIED_BITS, binding, NativeError, NativeValues } from './binding';
 import { keepaliveError } from './errors';
 import { platform, Settings } from './options';
 import type { HandleState } from './sticky';
+import { handleOf, isServer } from './target';
 
 /** A libuv stream handle as Node exposes it on `socket._handle` (TCPWrap, or TLSWrap over one). */
 export interface Handle {
@@ -38,7 +39,7 @@ export function innermost(handle: Handle): Handle {
 }
 
 export function tcpHandleOf(target: Internal<Socket | Server>, what: string): Handle {
-  const outer = target._handle;
+  const outer = handleOf(target);
   if (!outer) throw socketClosed();
   const handle = innermost(outer);
   if (handle[kOsSocket] === undefined && isPipe(handle)) throw notTcp(what);
@@ -49,13 +50,15 @@ export function osSocketOf(target: Internal<Socket | Server>, handle: Handle, wh
   const cached = handle[kOsSocket];
   if (cached !== undefined) return cached;
   let sock: number;
-  if (platform.locateByAddress) {
-    if (target instanceof Server) {
+  // Windows never exposes the SOCKET; Deno's TCP handles and Bun's HTTP sockets expose no descriptor.
+  if (platform.locateByAddress || typeof handle.fd !== 'number' || handle.fd < 0) {
+    if (isServer(target)) {
       const address = target.address();
       if (address === null || typeof address === 'string') throw notTcp(what);
       sock = native(() => binding.resolve(-1, address.address, address.port, undefined, undefined));
     } else {
       const socket = target as Socket;
+      if (typeof socket.localAddress !== 'string' || typeof socket.remoteAddress !== 'string') throw notTcp(what);
       sock = native(() => binding.resolve(-1, socket.localAddress, socket.localPort, socket.remoteAddress, socket.remotePort));
     }
   } else {

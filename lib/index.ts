@@ -1,10 +1,10 @@
 import { UNSET } from './binding';
 import { keepaliveError } from './errors';
-import { Handle, Internal, osSocketOf, read, socketClosed, tcpHandleOf } from './handle';
+import { Handle, osSocketOf, read, socketClosed, tcpHandleOf } from './handle';
 import { KeepaliveOptions, KeepaliveValues, Limits, platform, validate } from './options';
 import { applyToServer } from './server';
 import { applyToSocket } from './socket';
-import { isServer, isSocket, KeepaliveTarget, notATarget } from './target';
+import { handleOf, isServer, isSocket, KeepaliveTarget, notATarget } from './target';
 
 export type { KeepaliveErrorCode } from './errors';
 export type { KeepaliveOptions, KeepaliveValues } from './options';
@@ -33,7 +33,7 @@ export function getKeepalive(target: KeepaliveTarget): KeepaliveValues {
   let handle: Handle;
   if (isSocket(target)) {
     if (target.destroyed) throw socketClosed();
-    if (target.connecting || !(target as Internal<typeof target>)._handle) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The socket is not connected yet');
+    if (target.connecting || !handleOf(target)) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The socket is not connected yet');
     handle = tcpHandleOf(target, 'socket');
   } else if (isServer(target)) {
     if (!target.listening) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The server is not listening');

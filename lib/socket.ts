@@ -1,6 +1,7 @@
 import { isPipe, notTcp, osSocketOf, socketClosed, tcpHandleOf, write } from './handle';
 import type { Settings } from './options';
 import { installHandleState, installSocketState, kSocketState, StickySocket } from './sticky';
+import { handleOf } from './target';
 
 /** Writes settings to a connected socket and keeps them sticky. */
 export function configureConnected(socket: StickySocket, settings: Settings, enabled = true): void {
@@ -24,7 +25,7 @@ function onDeferredConnect(this: StickySocket): void {
 /** The one per-socket apply path: now when connected, on `connect` (before the user's listeners) when still connecting. */
 export function applyToSocket(socket: StickySocket, settings: Settings): void {
   if (socket.destroyed) throw socketClosed();
-  if (socket.connecting || !socket._handle) {
+  if (socket.connecting || !handleOf(socket)) {
     if (socket._handle && isPipe(socket._handle)) throw notTcp('socket');
     const state = installSocketState(socket);
     if (!state.pending) socket.prependOnceListener('connect', onDeferredConnect);

@@ -1,9 +1,18 @@
 #include "keepalive.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <new>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #if defined(__APPLE__)
 #define KA_OPT_IDLE TCP_KEEPALIVE
@@ -23,15 +32,33 @@
 #define KA_OPT_USER_TIMEOUT_NAME "setsockopt(TCP_RXT_CONNDROPTIME)"
 #endif
 
+typedef std::string ka_key;
+
+// What the last look at a descriptor number found. A connected TCP socket or a listener keeps its addresses
+// while it is open, so an incremental scan skips it, and anything that is not a TCP socket; a free number or
+// an unconnected socket is looked at again. Cached answers are verified before use, so a number reused since
+// costs at most one full scan, never a wrong descriptor.
+enum ka_fd_kind : unsigned char { KA_FD_UNSEEN = 0, KA_FD_SETTLED, KA_FD_OTHER };
+
+struct ka_fd {
+  ka_fd_kind kind;
+  ka_key key;
+};
+
 struct ka_context {
   uv_loop_t* loop;
   ka_stats stats;
+  std::vector<ka_fd> fds;
+  int highest;
+  std::unordered_map<ka_key, int> sockets;
 };
 
 ka_context* ka_context_new(uv_loop_t* loop) {
-  ka_context* ctx = new ka_context;
+  ka_context* ctx = new (std::nothrow) ka_context;
+  if (ctx == nullptr) return nullptr;
   ctx->loop = loop;
   ctx->stats = {0, 0, 0};
+  ctx->highest = -1;
   return ctx;
 }
 
@@ -48,6 +75,41 @@ static int fail(ka_status* status, const char* syscall, int sys_errno) {
   status->sys_errno = sys_errno;
   status->syscall = syscall;
   return status->err;
+}
+
+#if defined(__linux__)
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+// MPTCP sockets (IPPROTO_MPTCP, e.g. under mptcpize) are TCP for our purpose, but the kernel's MPTCP layer
+// takes only some TCP-level options: Linux 6.18 sets and reads TCP_KEEPIDLE/INTVL/CNT and SO_KEEPALIVE, but
+// not TCP_USER_TIMEOUT (setsockopt ENOPROTOOPT, getsockopt EOPNOTSUPP); older kernels take fewer. Only
+// asked after such a failure, so plain TCP pays nothing for it.
+static bool is_mptcp(int fd) {
+  int protocol = 0;
+  socklen_t len = sizeof(protocol);
+  return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0 && protocol == IPPROTO_MPTCP;
+}
+#else
+static bool is_mptcp(int) {
+  return false;
+}
+#endif
+
+static bool not_supported(int sys_errno) {
+  return sys_errno == EOPNOTSUPP || sys_errno == ENOPROTOOPT;
+}
+
+// A failed setsockopt: an option the socket's protocol cannot take is KA_EUNSUPPORTED_BY_SOCKET, anything
+// else the OS error.
+static int fail_set(int fd, ka_status* status, const char* syscall, int sys_errno) {
+  if (not_supported(sys_errno) && is_mptcp(fd)) {
+    status->err = KA_EUNSUPPORTED_BY_SOCKET;
+    status->sys_errno = sys_errno;
+    status->syscall = syscall;
+    return status->err;
+  }
+  return fail(status, syscall, sys_errno);
 }
 
 static inline int unsupported(ka_status* status, const char* syscall) {
@@ -70,8 +132,246 @@ static int get_int(int fd, int level, int name, int* value) {
   return getsockopt(fd, level, name, value, &len);
 }
 
+struct ka_addr {
+  unsigned char family;
+  unsigned char bytes[16];
+  unsigned port;
+};
+
+static void addr_set_v4(ka_addr* out, const void* bytes, unsigned port) {
+  memset(out, 0, sizeof(*out));
+  out->family = 4;
+  memcpy(out->bytes, bytes, 4);
+  out->port = port;
+}
+
+static void addr_set_v6(ka_addr* out, const struct in6_addr* addr, unsigned port) {
+  if (IN6_IS_ADDR_V4MAPPED(addr)) {
+    addr_set_v4(out, addr->s6_addr + 12, port);
+    return;
+  }
+  memset(out, 0, sizeof(*out));
+  out->family = 6;
+  memcpy(out->bytes, addr->s6_addr, 16);
+  out->port = port;
+}
+
+static bool addr_from_sockaddr(const struct sockaddr_storage* storage, ka_addr* out) {
+  if (storage->ss_family == AF_INET) {
+    const struct sockaddr_in* in = (const struct sockaddr_in*) storage;
+    addr_set_v4(out, &in->sin_addr, ntohs(in->sin_port));
+    return true;
+  }
+  if (storage->ss_family == AF_INET6) {
+    const struct sockaddr_in6* in6 = (const struct sockaddr_in6*) storage;
+    addr_set_v6(out, &in6->sin6_addr, ntohs(in6->sin6_port));
+    return true;
+  }
+  return false;
+}
+
+static bool addr_from_string(const char* text, int port, ka_addr* out) {
+  if (text == nullptr || port < 0 || port > 65535) return false;
+  char host[INET6_ADDRSTRLEN + 1];
+  size_t len = strcspn(text, "%");
+  if (len == 0 || len >= sizeof(host)) return false;
+  memcpy(host, text, len);
+  host[len] = '\0';
+  struct in_addr v4;
+  if (inet_pton(AF_INET, host, &v4) == 1) {
+    addr_set_v4(out, &v4, (unsigned) port);
+    return true;
+  }
+  struct in6_addr v6;
+  if (inet_pton(AF_INET6, host, &v6) == 1) {
+    addr_set_v6(out, &v6, (unsigned) port);
+    return true;
+  }
+  return false;
+}
+
+static bool addr_equal(const ka_addr* a, const ka_addr* b) {
+  return a->family == b->family && a->port == b->port && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
+}
+
+static void key_append(ka_key* key, const ka_addr* addr) {
+  key->push_back((char) addr->family);
+  key->append((const char*) addr->bytes, addr->family == 4 ? 4 : 16);
+  key->push_back((char) (addr->port >> 8));
+  key->push_back((char) (addr->port & 0xff));
+}
+
+static ka_key key_of(const ka_addr* local, const ka_addr* remote) {
+  ka_key key(remote != nullptr ? "C" : "L");
+  key_append(&key, local);
+  if (remote != nullptr) key_append(&key, remote);
+  return key;
+}
+
+// 0 with *out filled, or the errno of getsockname (EBADF: a free number, ENOTSOCK: not a socket).
+static int local_of(ka_context* ctx, int fd, ka_addr* out) {
+  ctx->stats.socket_calls++;
+  struct sockaddr_storage storage;
+  socklen_t len = sizeof(storage);
+  if (getsockname(fd, (struct sockaddr*) &storage, &len) != 0) return errno;
+  return addr_from_sockaddr(&storage, out) ? 0 : EAFNOSUPPORT;
+}
+
+static bool peer_of(ka_context* ctx, int fd, ka_addr* out) {
+  ctx->stats.socket_calls++;
+  struct sockaddr_storage storage;
+  socklen_t len = sizeof(storage);
+  return getpeername(fd, (struct sockaddr*) &storage, &len) == 0 && addr_from_sockaddr(&storage, out);
+}
+
+static bool is_listening(ka_context* ctx, int fd) {
+  ctx->stats.socket_calls++;
+  int listening = 0;
+  return get_int(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening) == 0 && listening != 0;
+}
+
+static bool is_stream(ka_context* ctx, int fd) {
+  ctx->stats.socket_calls++;
+  int type = 0;
+  return get_int(fd, SOL_SOCKET, SO_TYPE, &type) == 0 && type == SOCK_STREAM;
+}
+
+static bool matches(ka_context* ctx, int fd, const ka_addr* local, const ka_addr* remote) {
+  ka_addr found;
+  if (local_of(ctx, fd, &found) != 0 || !addr_equal(&found, local)) return false;
+  if (remote == nullptr) return is_listening(ctx, fd);
+  return peer_of(ctx, fd, &found) && addr_equal(&found, remote);
+}
+
+static void forget(ka_context* ctx, int fd) {
+  ka_fd* known = &ctx->fds[fd];
+  if (!known->key.empty()) {
+    auto found = ctx->sockets.find(known->key);
+    if (found != ctx->sockets.end() && found->second == fd) ctx->sockets.erase(found);
+    known->key.clear();
+  }
+  known->kind = KA_FD_UNSEEN;
+}
+
+// Looks at one descriptor number; false when it is free.
+static bool describe(ka_context* ctx, int fd) {
+  if ((size_t) fd >= ctx->fds.size()) ctx->fds.resize((size_t) fd + 64);
+  ctx->stats.handles_visited++;
+  forget(ctx, fd);
+  ka_fd* known = &ctx->fds[fd];
+  ka_addr local;
+  int err = local_of(ctx, fd, &local);
+  if (err == EBADF) return false;
+  if (err != 0 || !is_stream(ctx, fd)) {
+    known->kind = err == ENOTSOCK || err == EAFNOSUPPORT || err == 0 ? KA_FD_OTHER : KA_FD_UNSEEN;
+    return true;
+  }
+  ka_addr remote;
+  if (peer_of(ctx, fd, &remote)) {
+    known->key = key_of(&local, &remote);
+  } else if (is_listening(ctx, fd)) {
+    known->key = key_of(&local, nullptr);
+  } else {
+    return true;
+  }
+  known->kind = KA_FD_SETTLED;
+  ctx->sockets[known->key] = fd;
+  return true;
+}
+
+static bool list_fds(std::vector<int>* out) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) dir = opendir("/dev/fd");
+  if (dir == nullptr) return false;
+  int own = dirfd(dir);
+  while (struct dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    long fd = strtol(entry->d_name, &end, 10);
+    if (end != entry->d_name && *end == '\0' && fd >= 0 && fd < (1L << 30) && fd != own) out->push_back((int) fd);
+  }
+  closedir(dir);
+  return true;
+}
+
+// New descriptors take the lowest free number: an incremental scan looks again at every number not known to
+// hold a settled socket (free numbers, unconnected sockets) up to the highest one seen open, and past it until
+// KA_FREE_RUN free numbers in a row. It makes no system call for a known connection, listener or non-socket, so
+// finding a new socket costs about the same with 20 or 2000 descriptors open. A full scan lists the table.
+#define KA_FREE_RUN 32
+
+static void scan(ka_context* ctx, bool full) {
+  ctx->stats.walks++;
+  std::vector<int> listed;
+  if (full && list_fds(&listed)) {
+    std::vector<bool> open(ctx->fds.size(), false);
+    int highest = -1;
+    for (int fd : listed) {
+      if (describe(ctx, fd) && fd > highest) highest = fd;
+      if ((size_t) fd < open.size()) open[fd] = true;
+    }
+    for (size_t fd = 0; fd < open.size(); fd++) {
+      if (!open[fd] && ctx->fds[fd].kind != KA_FD_UNSEEN) forget(ctx, (int) fd);
+    }
+    ctx->highest = highest;
+    return;
+  }
+  int free_run = 0;
+  for (int fd = 0; fd <= ctx->highest || free_run < KA_FREE_RUN; fd++) {
+    if (!full && (size_t) fd < ctx->fds.size() && ctx->fds[fd].kind != KA_FD_UNSEEN) continue;
+    if (describe(ctx, fd)) {
+      if (fd > ctx->highest) ctx->highest = fd;
+      free_run = 0;
+    } else if (fd > ctx->highest) {
+      free_run++;
+    }
+  }
+}
+
+static bool lookup(ka_context* ctx, const ka_key& key, const ka_addr* local, const ka_addr* remote, int* out) {
+  auto found = ctx->sockets.find(key);
+  if (found == ctx->sockets.end()) return false;
+  if (!matches(ctx, found->second, local, remote)) {
+    forget(ctx, found->second);
+    return false;
+  }
+  *out = found->second;
+  return true;
+}
+
+static int fail_code(ka_status* status, const char* syscall, int err) {
+  status->err = err;
+  status->sys_errno = 0;
+  status->syscall = syscall;
+  return status->err;
+}
+
+// A runtime that exposes no descriptor (Deno; Bun's HTTP server): the descriptor whose getsockname and
+// getpeername (or SO_ACCEPTCONN, for a listener) match the addresses, found in this process's descriptor
+// table, cached by addresses, and verified on every use.
+static int resolve_by_address(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_status* status) {
+  ka_addr local;
+  ka_addr remote;
+  if (!addr_from_string(endpoint->local_address, endpoint->local_port, &local)) return fail_code(status, "inet_pton", UV_EINVAL);
+  bool connected = endpoint->remote_address != nullptr;
+  if (connected && !addr_from_string(endpoint->remote_address, endpoint->remote_port, &remote)) return fail_code(status, "inet_pton", UV_EINVAL);
+  const ka_addr* peer = connected ? &remote : nullptr;
+
+  ka_key key = key_of(&local, peer);
+  int fd = -1;
+  if (!lookup(ctx, key, &local, peer, &fd)) {
+    scan(ctx, false);
+    if (!lookup(ctx, key, &local, peer, &fd)) {
+      scan(ctx, true);
+      if (!lookup(ctx, key, &local, peer, &fd)) return fail_code(status, "getsockname", KA_ENOTFOUND);
+    }
+  }
+  *out = fd;
+  return 0;
+}
+
 int ka_resolve(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_status* status) {
   int fd = endpoint->fd;
+  if (fd < 0 && endpoint->local_address != nullptr) return resolve_by_address(ctx, endpoint, out, status);
   ctx->stats.socket_calls += 2;
   if (fd < 0) return fail(status, "fstat", EBADF);
 
@@ -93,6 +393,9 @@ int ka_resolve(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_
   return 0;
 }
 
+// Options go in this order so that, on an MPTCP socket, the one no kernel takes (TCP_USER_TIMEOUT) fails
+// first and the keepalive trio, which kernels added together, fails before any of them is set: a call that
+// fails with KA_EUNSUPPORTED_BY_SOCKET has then changed nothing. `applied` reports what was set regardless.
 int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
   int fd = (int) sock;
   status->applied = 0;
@@ -101,7 +404,7 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
     if (v->usertimeout != KA_UNSET) {
 #if defined(KA_OPT_USER_TIMEOUT)
       int value = KA_USER_TIMEOUT_UNIT_MS == 1 ? (int) v->usertimeout : seconds_up(v->usertimeout);
-      if (set_int(fd, IPPROTO_TCP, KA_OPT_USER_TIMEOUT, value) != 0) return fail(status, KA_OPT_USER_TIMEOUT_NAME, errno);
+      if (set_int(fd, IPPROTO_TCP, KA_OPT_USER_TIMEOUT, value) != 0) return fail_set(fd, status, KA_OPT_USER_TIMEOUT_NAME, errno);
       status->applied |= KA_APPLIED_USERTIMEOUT;
 #else
       return unsupported(status, "setsockopt(usertimeout)");
@@ -110,7 +413,7 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
 
     if (v->keepalivecount != KA_UNSET) {
 #if defined(TCP_KEEPCNT)
-      if (set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int) v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", errno);
+      if (set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int) v->keepalivecount) != 0) return fail_set(fd, status, "setsockopt(TCP_KEEPCNT)", errno);
       status->applied |= KA_APPLIED_COUNT;
 #else
       return unsupported(status, "setsockopt(TCP_KEEPCNT)");
@@ -119,7 +422,7 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
 
     if (v->keepaliveinterval != KA_UNSET) {
 #if defined(TCP_KEEPINTVL)
-      if (set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, seconds_up(v->keepaliveinterval)) != 0) return fail(status, "setsockopt(TCP_KEEPINTVL)", errno);
+      if (set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, seconds_up(v->keepaliveinterval)) != 0) return fail_set(fd, status, "setsockopt(TCP_KEEPINTVL)", errno);
       status->applied |= KA_APPLIED_INTERVAL;
 #else
       return unsupported(status, "setsockopt(TCP_KEEPINTVL)");
@@ -128,7 +431,7 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
 
     if (v->keepalivetime != KA_UNSET) {
 #if defined(KA_OPT_IDLE)
-      if (set_int(fd, IPPROTO_TCP, KA_OPT_IDLE, seconds_up(v->keepalivetime)) != 0) return fail(status, KA_OPT_IDLE_NAME, errno);
+      if (set_int(fd, IPPROTO_TCP, KA_OPT_IDLE, seconds_up(v->keepalivetime)) != 0) return fail_set(fd, status, KA_OPT_IDLE_NAME, errno);
       status->applied |= KA_APPLIED_TIME;
 #else
       return unsupported(status, "setsockopt(TCP_KEEPIDLE)");
@@ -136,42 +439,55 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
     }
   }
 
-  if (set_int(fd, SOL_SOCKET, SO_KEEPALIVE, v->onoff ? 1 : 0) != 0) return fail(status, "setsockopt(SO_KEEPALIVE)", errno);
+  if (set_int(fd, SOL_SOCKET, SO_KEEPALIVE, v->onoff ? 1 : 0) != 0) return fail_set(fd, status, "setsockopt(SO_KEEPALIVE)", errno);
   status->applied |= KA_APPLIED_ONOFF;
   return 0;
+}
+
+// A value the socket cannot report (an MPTCP socket's TCP_USER_TIMEOUT) is KA_UNSET; other failures are errors.
+static int read_option(int fd, int level, int name, const char* syscall, int* mptcp, int* value, ka_status* status) {
+  if (get_int(fd, level, name, value) == 0) return 1;
+  int sys_errno = errno;
+  if (not_supported(sys_errno)) {
+    if (*mptcp < 0) *mptcp = is_mptcp(fd) ? 1 : 0;
+    if (*mptcp) return 0;
+  }
+  return fail(status, syscall, sys_errno);
 }
 
 int ka_read(ka_socket sock, ka_values* out, ka_status* status) {
   int fd = (int) sock;
   int value = 0;
+  int mptcp = -1;
+  int got;
 
   if (get_int(fd, SOL_SOCKET, SO_KEEPALIVE, &value) != 0) return fail(status, "getsockopt(SO_KEEPALIVE)", errno);
   out->onoff = value ? 1 : 0;
 
 #if defined(KA_OPT_IDLE)
-  if (get_int(fd, IPPROTO_TCP, KA_OPT_IDLE, &value) != 0) return fail(status, "getsockopt(TCP_KEEPIDLE)", errno);
-  out->keepalivetime = (int64_t) value * 1000;
+  if ((got = read_option(fd, IPPROTO_TCP, KA_OPT_IDLE, "getsockopt(TCP_KEEPIDLE)", &mptcp, &value, status)) < 0) return status->err;
+  out->keepalivetime = got ? (int64_t) value * 1000 : KA_UNSET;
 #else
   out->keepalivetime = KA_UNSET;
 #endif
 
 #if defined(TCP_KEEPINTVL)
-  if (get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, &value) != 0) return fail(status, "getsockopt(TCP_KEEPINTVL)", errno);
-  out->keepaliveinterval = (int64_t) value * 1000;
+  if ((got = read_option(fd, IPPROTO_TCP, TCP_KEEPINTVL, "getsockopt(TCP_KEEPINTVL)", &mptcp, &value, status)) < 0) return status->err;
+  out->keepaliveinterval = got ? (int64_t) value * 1000 : KA_UNSET;
 #else
   out->keepaliveinterval = KA_UNSET;
 #endif
 
 #if defined(TCP_KEEPCNT)
-  if (get_int(fd, IPPROTO_TCP, TCP_KEEPCNT, &value) != 0) return fail(status, "getsockopt(TCP_KEEPCNT)", errno);
-  out->keepalivecount = value;
+  if ((got = read_option(fd, IPPROTO_TCP, TCP_KEEPCNT, "getsockopt(TCP_KEEPCNT)", &mptcp, &value, status)) < 0) return status->err;
+  out->keepalivecount = got ? value : KA_UNSET;
 #else
   out->keepalivecount = KA_UNSET;
 #endif
 
 #if defined(KA_OPT_USER_TIMEOUT)
-  if (get_int(fd, IPPROTO_TCP, KA_OPT_USER_TIMEOUT, &value) != 0) return fail(status, "getsockopt(usertimeout)", errno);
-  out->usertimeout = (int64_t) (unsigned) value * KA_USER_TIMEOUT_UNIT_MS;
+  if ((got = read_option(fd, IPPROTO_TCP, KA_OPT_USER_TIMEOUT, "getsockopt(usertimeout)", &mptcp, &value, status)) < 0) return status->err;
+  out->usertimeout = got ? (int64_t) (unsigned) value * KA_USER_TIMEOUT_UNIT_MS : KA_UNSET;
 #else
   out->usertimeout = KA_UNSET;
 #endif
