@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Bun and Deno from npm, pinned, into .cache/runtimes/ (git-ignored): test/runtimes.test.ts runs the contract
-# under each. Idempotent: a runtime already unpacked and answering its version is kept.
+# Bun and Deno from npm, at the versions pinned in test/runtimes/versions.json, unpacked into .cache/runtimes/
+# (git-ignored) for test/runtimes.test.ts, which runs the contract under each. Idempotent: a runtime already
+# unpacked and answering its version is kept. No install scripts run: the package's tarball is unpacked.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-BUN_VERSION=1.4.5
-DENO_VERSION=2.9.6
 dir=.cache/runtimes
+started=$(date +%s.%N)
 
-# unpack NPM_PACKAGE VERSION BINARY_IN_PACKAGE NAME: the package's tarball from the registry, without running
-# any install script, to $dir/NAME-VERSION/NAME.
+# unpack NAME: the npm package pinned for NAME, to $dir/NAME-VERSION/NAME.
 unpack() {
-  local package=$1 version=$2 inner=$3 name=$4
+  local name=$1 package version inner
+  read -r package version inner < <(node -p "const r = require('./test/runtimes/versions.json')['$name']; [r.package, r.version, r.binary].join(' ')")
   local target="$dir/$name-$version"
-  if [ -x "$target/$name" ] && "$target/$name" --version >/dev/null 2>&1; then
+  if [ -x "$target/$name" ] && [ "$("$target/$name" --version 2>/dev/null | head -1 | grep -o '[0-9][0-9.]*' | head -1)" = "$version" ]; then
     echo "35-runtimes: $name $version already in $target"
     return
   fi
@@ -25,11 +25,12 @@ unpack() {
   install -m 0755 "$work/package/$inner" "$target/$name.partial"
   mv -f "$target/$name.partial" "$target/$name"
   rm -rf "$work"
-  "$target/$name" --version >/dev/null
-  echo "35-runtimes: installed $name $version into $target"
+  echo "35-runtimes: installed $name $version from npm $package into $target"
 }
 
-unpack @oven/bun-linux-x64 "$BUN_VERSION" bin/bun bun
-unpack @deno/linux-x64-glibc "$DENO_VERSION" deno deno
+unpack bun
+unpack deno
 
-echo "35-runtimes: bun $("$dir/bun-$BUN_VERSION/bun" --version), $("$dir/deno-$DENO_VERSION/deno" --version | head -1)"
+bun_version=$(node -p "require('./test/runtimes/versions.json').bun.version")
+deno_version=$(node -p "require('./test/runtimes/versions.json').deno.version")
+echo "35-runtimes: bun $("$dir/bun-$bun_version/bun" --version), $("$dir/deno-$deno_version/deno" --version | head -1) ($(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }'))"

@@ -1,0 +1,246 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import * as readline from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
+import { Netns, netnsUnavailable } from './support/netns';
+
+/**
+ * The contract under Bun and Deno (installed from npm by .ci/steps/35-runtimes.sh), each running
+ * test/runtimes/contract.mjs from a project that depends on tcp-keepalive as a user's would, inside a private
+ * network namespace. Every socket it configures is found by its addresses in /proc/<pid>/net/tcp{,6} and
+ * /proc/<pid>/fd, and its options are read through a duplicate of its descriptor (pidfd_getfd), not through
+ * the package.
+ */
+
+const root = join(__dirname, '..');
+const versions = JSON.parse(readFileSync(join(__dirname, 'runtimes', 'versions.json'), 'utf8')) as Record<'bun' | 'deno', { version: string }>;
+
+/** The cases contract.mjs reports, in order: each socket it configured, then each error it provoked. */
+const SOCKETS = [
+  'net.Socket, connected',
+  'net.Socket, applied while connecting',
+  'net.Server, applied before listen: accepted socket',
+  'net.Server, applied while listening: accepted socket',
+  'net.Server on ::, IPv4 client: accepted socket (IPv4-mapped)',
+  'http.Server: request socket',
+  'https.Server: request socket',
+  'tls.TLSSocket (client)',
+  'tls.Server: accepted TLSSocket',
+  'net.Socket, setKeepAlive(true, 60000) after apply (sticky)',
+  'net.Socket, onoff false',
+];
+
+const ERRORS: Record<string, { code: string; type?: string }> = {
+  'getKeepalive(http.Server) while listening': { code: 'no error' },
+  'not a target ({})': { code: 'ERR_INVALID_ARG_TYPE', type: 'TypeError' },
+  'options not an object': { code: 'ERR_INVALID_ARG_TYPE', type: 'TypeError' },
+  'keepalivetime a string': { code: 'ERR_INVALID_ARG_TYPE', type: 'TypeError' },
+  'keepalivecount out of range': { code: 'ERR_OUT_OF_RANGE', type: 'RangeError' },
+  'unknown option': { code: 'ERR_INVALID_ARG_VALUE', type: 'TypeError' },
+  'getKeepalive while connecting': { code: 'ERR_KEEPALIVE_NOT_CONNECTED', type: 'Error' },
+  'getKeepalive on a server not listening': { code: 'ERR_KEEPALIVE_NOT_CONNECTED', type: 'Error' },
+  'destroyed socket': { code: 'ERR_SOCKET_CLOSED', type: 'Error' },
+  'Unix-domain socket': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
+  'deferred apply, connection refused': { code: 'ECONNREFUSED' },
+};
+
+interface Endpoint {
+  address: string;
+  port: number;
+}
+
+interface Report {
+  runtime: string;
+  pid: number;
+  sockets: Array<{ name: string; local: Endpoint; remote: Endpoint; expected: Partial<KernelOptions>; got: Record<string, unknown> }>;
+  errors: Array<{ name: string; code: string; type?: string; message?: string }>;
+}
+
+interface Runtime {
+  name: 'bun' | 'deno';
+  version: string;
+  binary: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+const cache = join(root, '.cache', 'runtimes');
+
+function runtime(name: 'bun' | 'deno'): Runtime {
+  const { version } = versions[name];
+  const binary = join(cache, `${name}-${version}`, name);
+  // Deno loads a Node-API addon only with --allow-ffi, and node-gyp-build needs --allow-env and --allow-read;
+  // --allow-net and --allow-write (the Unix-domain socket) are for the contract script itself.
+  const args = name === 'deno' ? ['run', '--allow-ffi', '--allow-env', '--allow-read', '--allow-net', '--allow-write', '--node-modules-dir=manual'] : [];
+  const env = name === 'deno' ? { DENO_DIR: join(cache, 'deno-dir'), DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' } : { NO_COLOR: '1' };
+  return { name, version, binary, args, env };
+}
+
+const notRoot = process.getuid?.() === 0 ? undefined : 'needs root (network namespaces, pidfd_getfd)';
+
+function unavailable(rt: Runtime): string | undefined {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return 'the runtimes are installed for linux-x64 only';
+  if (!existsSync(rt.binary)) return `${rt.name} ${rt.version} is not installed in ${relative(root, cache)} (run bash .ci/steps/35-runtimes.sh)`;
+  return notRoot ?? observerUnavailable ?? netnsUnavailable;
+}
+
+/**
+ * A project whose package.json declares tcp-keepalive and whose node_modules holds a copy of the package as npm
+ * installs it (dist/, package.json, the addon node-gyp-build loads here) and node-gyp-build. A copy, not a link:
+ * Deno resolves a linked package to its real path outside node_modules and then reads dist/*.js as ES modules.
+ */
+function userProject(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tcp-keepalive-runtimes-'));
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'runtime-contract', private: true, type: 'module', dependencies: { 'tcp-keepalive': pkg.version } }));
+  const installed = join(dir, 'node_modules', 'tcp-keepalive');
+  mkdirSync(installed, { recursive: true });
+  cpSync(join(root, 'package.json'), join(installed, 'package.json'));
+  cpSync(join(root, 'dist'), join(installed, 'dist'), { recursive: true });
+  const addon = (createRequire(__filename)('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+  const addonCopy = join(installed, relative(root, addon));
+  mkdirSync(dirname(addonCopy), { recursive: true });
+  cpSync(addon, addonCopy);
+  cpSync(join(root, 'node_modules', 'node-gyp-build'), join(dir, 'node_modules', 'node-gyp-build'), { recursive: true });
+  cpSync(join(__dirname, 'runtimes', 'contract.mjs'), join(dir, 'contract.mjs'));
+  return dir;
+}
+
+/** 16 bytes of an IPv6 address (IPv4 as IPv4-mapped), from text. */
+function ipBytes(text: string): number[] {
+  if (!text.includes(':')) return [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...text.split('.').map(Number)];
+  let words: number[] = [];
+  const tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  let head = text;
+  if (tail) {
+    const [a, b, c, d] = tail[1].split('.').map(Number);
+    words = [(a << 8) | b, (c << 8) | d];
+    head = text.slice(0, -tail[1].length).replace(/:$/, '') || ':';
+    if (head.endsWith(':') && !head.endsWith('::')) head = head.slice(0, -1);
+  }
+  const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
+  const parse = (part: string | undefined) => (part ? part.split(':').filter(Boolean).map((w) => parseInt(w, 16)) : []);
+  const l = parse(left);
+  const r = parse(right);
+  const fill = right === undefined ? [] : new Array(8 - l.length - r.length - words.length).fill(0);
+  return [...l, ...fill, ...r, ...words].flatMap((w) => [w >> 8, w & 0xff]);
+}
+
+/** A /proc/net/tcp address: hex, each 32-bit word in host (little-endian) order, then the port. */
+function procEndpoint(field: string): string {
+  const [hex, port] = field.split(':');
+  const bytes: number[] = [];
+  for (let w = 0; w < hex.length; w += 8) for (let b = 6; b >= 0; b -= 2) bytes.push(parseInt(hex.slice(w + b, w + b + 2), 16));
+  const v6 = bytes.length === 4 ? [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...bytes] : bytes;
+  return `${v6.join('.')}#${parseInt(port, 16)}`;
+}
+
+const endpointKey = (e: Endpoint) => `${ipBytes(e.address).join('.')}#${e.port}`;
+
+/** The descriptor of process `pid` that holds the TCP connection local → remote, found by the kernel's tables. */
+function descriptorOf(pid: number, local: Endpoint, remote: Endpoint): number {
+  const wanted = `${endpointKey(local)} ${endpointKey(remote)}`;
+  let inode: string | undefined;
+  for (const table of ['tcp', 'tcp6']) {
+    for (const line of readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10) continue;
+      if (`${procEndpoint(fields[1])} ${procEndpoint(fields[2])}` === wanted) inode = fields[9];
+    }
+  }
+  if (inode === undefined) throw new Error(`no TCP connection ${local.address}:${local.port} -> ${remote.address}:${remote.port} in /proc/${pid}/net`);
+  for (const entry of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${entry}`) === `socket:[${inode}]`) return Number(entry);
+    } catch {}
+  }
+  throw new Error(`no descriptor of process ${pid} holds socket inode ${inode}`);
+}
+
+/** Starts contract.mjs under the runtime in the namespace and resolves with its report once it is ready. */
+function start(rt: Runtime, project: string, netns: Netns): { child: ChildProcess; report: Promise<Report> } {
+  const fixtures = join(__dirname, 'fixtures');
+  const args = [...rt.args, 'contract.mjs', join(fixtures, 'cert.pem'), join(fixtures, 'key.pem'), join(project, 'contract.sock')];
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!/^(VITEST|NODE_OPTIONS$)/.test(key)) env[key] = value;
+  const child = spawn('ip', ['netns', 'exec', netns.name, rt.binary, ...args], { cwd: project, env: { ...env, ...rt.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const report = new Promise<Report>((resolve, reject) => {
+    const lines = readline.createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)) as Report);
+    });
+    child.once('exit', (code, signal) => reject(new Error(`${rt.name} exited with ${code ?? signal} before it was ready:\n${stderr.trim()}`)));
+    child.once('error', reject);
+  });
+  return { child, report };
+}
+
+for (const name of ['bun', 'deno'] as const) {
+  const rt = runtime(name);
+  const skip = unavailable(rt);
+  mustRunInCi(`the contract under ${name} ${rt.version}`, skip);
+
+  describe.skipIf(skip)(`${name} ${rt.version}: the contract, kernel-observed${skip ? ` (cannot run here: ${skip})` : ''}`, () => {
+    let project: string;
+    let netns: Netns;
+    let child: ChildProcess;
+    let report: Report;
+
+    beforeAll(async () => {
+      project = userProject();
+      netns = new Netns();
+      const started = start(rt, project, netns);
+      child = started.child;
+      report = await started.report;
+      console.log(`${report.runtime} (pid ${report.pid}): ${report.sockets.length} sockets configured, ${report.errors.length} errors provoked`);
+    }, 60_000);
+
+    afterAll(async () => {
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.stdin!.end();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      netns?.destroy();
+      if (project) rmSync(project, { recursive: true, force: true });
+    });
+
+    it(`runs ${name} ${rt.version} itself and reports every case`, () => {
+      expect(report.runtime).toBe(`${name} ${rt.version}`);
+      expect(report.sockets.map((s) => s.name)).toEqual(SOCKETS);
+      expect(report.errors.map((e) => e.name)).toEqual(Object.keys(ERRORS));
+    });
+
+    it.each(SOCKETS)('%s: the kernel holds the settings', (caseName) => {
+      const socket = report.sockets.find((s) => s.name === caseName)!;
+      const fd = descriptorOf(report.pid, socket.local, socket.remote);
+      const seen = kernelOptionsOf(report.pid, fd);
+      expect(seen).toMatchObject(socket.expected);
+      const e = socket.expected;
+      if (e.so_keepalive === 1) {
+        expect(socket.got).toEqual({ onoff: true, keepalivetime: e.tcp_keepidle! * 1000, keepaliveinterval: e.tcp_keepintvl! * 1000, keepalivecount: e.tcp_keepcnt, usertimeout: e.tcp_user_timeout });
+      } else {
+        expect(socket.got).toMatchObject({ onoff: false });
+      }
+    });
+
+    it('throws the same typed errors as under Node, and a failed deferred connect leaves the process alive', () => {
+      const seen = Object.fromEntries(report.errors.map((e) => [e.name, ERRORS[e.name]?.type ? { code: e.code, type: e.type } : { code: e.code }]));
+      expect(seen, JSON.stringify(report.errors, null, 2)).toEqual(ERRORS);
+    });
+
+    it('exits cleanly when its sockets close', async () => {
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.stdin!.end();
+      expect(await exited).toBe(0);
+    });
+  });
+}

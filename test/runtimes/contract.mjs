@@ -1,0 +1,254 @@
+// The contract under Bun or Deno, run by test/runtimes.test.ts from a project that depends on tcp-keepalive as a
+// user's would. It applies keepalive to every kind of target, prints one `READY {json}` line naming each socket
+// by its addresses (with the values it expects the kernel to hold) and the errors it caught, then keeps every
+// socket open until stdin closes, so the test can read the options from outside through another process.
+// Usage: <runtime> contract.mjs CERT_PEM KEY_PEM UNIX_SOCKET_PATH
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { applyKeepalive, getKeepalive } from 'tcp-keepalive';
+
+const [certFile, keyFile, unixPath] = process.argv.slice(2);
+const cert = fs.readFileSync(certFile);
+const key = fs.readFileSync(keyFile);
+
+const runtime = typeof globalThis.Bun !== 'undefined' ? `bun ${globalThis.Bun.version}` : typeof globalThis.Deno !== 'undefined' ? `deno ${globalThis.Deno.version.deno}` : `node ${process.versions.node}`;
+
+const open = [];
+const keep = (thing) => (open.push(thing), thing);
+const sockets = [];
+const errors = [];
+
+/** Distinct idle times per case (whole seconds), so a value inherited or left over from another case shows. */
+let nextIdle = 10;
+function optionsFor() {
+  const idle = nextIdle++;
+  return { keepalivetime: idle * 1000, keepaliveinterval: 2000, keepalivecount: 4, usertimeout: 7000 };
+}
+const kernelView = (o) => (o.onoff === false ? { so_keepalive: 0 } : { so_keepalive: 1, tcp_keepidle: o.keepalivetime / 1000, tcp_keepintvl: o.keepaliveinterval / 1000, tcp_keepcnt: o.keepalivecount, tcp_user_timeout: o.usertimeout });
+
+function record(name, socket, options) {
+  let got;
+  try {
+    got = getKeepalive(socket);
+  } catch (error) {
+    got = { error: `${error.code}: ${error.message}` };
+  }
+  sockets.push({
+    name,
+    local: { address: socket.localAddress, port: socket.localPort },
+    remote: { address: socket.remoteAddress, port: socket.remotePort },
+    expected: kernelView(options),
+    got,
+  });
+}
+
+function expectError(name, run) {
+  try {
+    run();
+    errors.push({ name, code: 'no error' });
+  } catch (error) {
+    errors.push({ name, code: error.code, type: error.constructor?.name });
+  }
+}
+
+function expectNoError(name, run) {
+  try {
+    run();
+    errors.push({ name, code: 'no error' });
+  } catch (error) {
+    errors.push({ name, code: error.code, message: error.message });
+  }
+}
+
+async function listen(server, host = '127.0.0.1') {
+  keep(server);
+  server.listen(0, host);
+  await once(server, 'listening');
+  return server.address().port;
+}
+
+async function connect(port, host = '127.0.0.1') {
+  const socket = keep(net.connect(port, host));
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** The server's next accepted socket (its `connection` event, or `secureConnection` for TLS). */
+function accepted(server, event = 'connection') {
+  return new Promise((resolve) => server.once(event, (socket) => resolve(keep(socket))));
+}
+
+async function plainServer() {
+  const server = net.createServer((s) => s.on('error', () => {}));
+  return listen(server);
+}
+
+// A net.Socket, connected, then applied.
+{
+  const port = await plainServer();
+  const client = await connect(port);
+  const options = optionsFor();
+  applyKeepalive(client, options);
+  record('net.Socket, connected', client, options);
+}
+
+// A net.Socket applied while it connects: the settings land on `connect`, before the user's listeners.
+{
+  const port = await plainServer();
+  const client = keep(net.connect(port, '127.0.0.1'));
+  client.on('error', () => {});
+  const options = optionsFor();
+  applyKeepalive(client, options);
+  let seenInListener;
+  client.on('connect', () => {
+    seenInListener = getKeepalive(client).keepalivetime;
+  });
+  await once(client, 'connect');
+  if (seenInListener !== options.keepalivetime) errors.push({ name: 'deferred apply not in force in the connect listener', code: String(seenInListener) });
+  record('net.Socket, applied while connecting', client, options);
+}
+
+// net.Server, applied before listen() and while listening: every accepted socket.
+for (const when of ['before listen', 'while listening']) {
+  const server = net.createServer((s) => s.on('error', () => {}));
+  const options = optionsFor();
+  if (when === 'before listen') applyKeepalive(server, options);
+  const port = await listen(server);
+  if (when === 'while listening') applyKeepalive(server, options);
+  const next = accepted(server);
+  await connect(port);
+  const socket = await next;
+  record(`net.Server, applied ${when}: accepted socket`, socket, options);
+}
+
+// A dual-stack listener on :: reached over IPv4: the accepted socket's addresses are IPv4-mapped IPv6.
+{
+  const server = net.createServer((s) => s.on('error', () => {}));
+  const options = optionsFor();
+  applyKeepalive(server, options);
+  const port = await listen(server, '::');
+  const next = accepted(server);
+  await connect(port, '127.0.0.1');
+  const socket = await next;
+  record('net.Server on ::, IPv4 client: accepted socket (IPv4-mapped)', socket, options);
+}
+
+// http.Server and https.Server: the socket a request arrived on.
+async function requestSocket(server, connectClient) {
+  const options = optionsFor();
+  applyKeepalive(server, options);
+  const port = await listen(server);
+  const arrived = new Promise((resolve) => server.once('request', (req, res) => {
+    resolve(keep(req.socket));
+    res.end('ok');
+  }));
+  const client = keep(await connectClient(port));
+  client.on('error', () => {});
+  client.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  return { socket: await arrived, options };
+}
+{
+  const server = http.createServer();
+  const { socket, options } = await requestSocket(server, (port) => connect(port));
+  record('http.Server: request socket', socket, options);
+  expectNoError('getKeepalive(http.Server) while listening', () => getKeepalive(server));
+}
+{
+  const { socket, options } = await requestSocket(https.createServer({ key, cert }), async (port) => {
+    const client = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    await once(client, 'secureConnect');
+    return client;
+  });
+  record('https.Server: request socket', socket, options);
+}
+
+// tls.Server and tls.TLSSocket.
+{
+  const server = tls.createServer({ key, cert }, (s) => s.on('error', () => {}));
+  const serverOptions = optionsFor();
+  applyKeepalive(server, serverOptions);
+  const port = await listen(server);
+  const next = accepted(server, 'secureConnection');
+  const client = keep(tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }));
+  client.on('error', () => {});
+  await once(client, 'secureConnect');
+  const clientOptions = optionsFor();
+  applyKeepalive(client, clientOptions);
+  record('tls.TLSSocket (client)', client, clientOptions);
+  record('tls.Server: accepted TLSSocket', await next, serverOptions);
+}
+
+// Sticky: a later setKeepAlive(true, n) by another library keeps our interval, count and idle time.
+{
+  const port = await plainServer();
+  const client = await connect(port);
+  const options = optionsFor();
+  applyKeepalive(client, options);
+  client.setKeepAlive(true, 60_000);
+  record('net.Socket, setKeepAlive(true, 60000) after apply (sticky)', client, options);
+}
+
+// onoff: false turns keepalive off.
+{
+  const port = await plainServer();
+  const client = await connect(port);
+  applyKeepalive(client, optionsFor());
+  const options = { onoff: false };
+  applyKeepalive(client, options);
+  record('net.Socket, onoff false', client, options);
+}
+
+// Errors: the same typed errors as in Node.
+{
+  const port = await plainServer();
+  const client = await connect(port);
+  expectError('not a target ({})', () => applyKeepalive({}, optionsFor()));
+  expectError('options not an object', () => applyKeepalive(client, 5));
+  expectError('keepalivetime a string', () => applyKeepalive(client, { keepalivetime: '3000', keepaliveinterval: 1000 }));
+  expectError('keepalivecount out of range', () => applyKeepalive(client, { keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 1000 }));
+  expectError('unknown option', () => applyKeepalive(client, { keepalivetime: 3000, keepaliveinterval: 1000, keepidle: 3 }));
+  const connecting = keep(net.connect(port, '127.0.0.1'));
+  connecting.on('error', () => {});
+  expectError('getKeepalive while connecting', () => getKeepalive(connecting));
+  expectError('getKeepalive on a server not listening', () => getKeepalive(http.createServer()));
+  const closed = await connect(port);
+  closed.destroy();
+  expectError('destroyed socket', () => applyKeepalive(closed, optionsFor()));
+
+  try {
+    fs.unlinkSync(unixPath);
+  } catch {}
+  const unixServer = keep(net.createServer((s) => s.on('error', () => {})));
+  unixServer.listen(unixPath);
+  await once(unixServer, 'listening');
+  const unixClient = keep(net.connect(unixPath));
+  unixClient.on('error', () => {});
+  await once(unixClient, 'connect');
+  expectError('Unix-domain socket', () => applyKeepalive(unixClient, optionsFor()));
+
+  // A deferred apply on a connection that is refused: the socket reports its own error, the process lives on.
+  const refusedPort = await plainServer();
+  const refusing = open.pop();
+  await new Promise((resolve) => refusing.close(resolve));
+  const refused = net.connect(refusedPort, '127.0.0.1');
+  applyKeepalive(refused, optionsFor());
+  const [error] = await once(refused, 'error');
+  errors.push({ name: 'deferred apply, connection refused', code: error.code });
+}
+
+process.stdout.write(`READY ${JSON.stringify({ runtime, pid: process.pid, sockets, errors })}\n`);
+
+process.stdin.on('data', () => {});
+process.stdin.on('end', () => {
+  for (const thing of open) {
+    if (typeof thing.destroy === 'function') thing.destroy();
+    else thing.close();
+  }
+  process.exit(0);
+});
+process.stdin.resume();
