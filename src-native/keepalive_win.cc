@@ -293,6 +293,12 @@ static int current_seconds(SOCKET s, int name, const char* syscall, ULONG* ms, k
   return 0;
 }
 
+static int set_count(SOCKET s, int64_t count) {
+  return set_dword(s, IPPROTO_TCP, TCP_KEEPCNT, (DWORD) count);
+}
+
+// SIO_KEEPALIVE_VALS documents the probe count as fixed at 10, so the count is set after it. It is also set
+// before it: a Windows without TCP_KEEPCNT (before 10 1703) then fails with nothing applied.
 int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
   SOCKET s = (SOCKET) sock;
   struct tcp_keepalive vals = {};
@@ -304,10 +310,7 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
       status->applied |= KA_APPLIED_USERTIMEOUT;
     }
 
-    if (v->keepalivecount != KA_UNSET) {
-      if (set_dword(s, IPPROTO_TCP, TCP_KEEPCNT, (DWORD) v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", WSAGetLastError());
-      status->applied |= KA_APPLIED_COUNT;
-    }
+    if (v->keepalivecount != KA_UNSET && set_count(s, v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", WSAGetLastError());
 
     vals.onoff = 1;
     vals.keepalivetime = (ULONG) v->keepalivetime;
@@ -323,6 +326,11 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
     DWORD returned = 0;
     if (WSAIoctl(s, SIO_KEEPALIVE_VALS, &vals, sizeof(vals), nullptr, 0, &returned, nullptr, nullptr) != 0) return fail(status, "WSAIoctl(SIO_KEEPALIVE_VALS)", WSAGetLastError());
     status->applied |= KA_APPLIED_TIME | KA_APPLIED_INTERVAL;
+
+    if (v->keepalivecount != KA_UNSET) {
+      if (set_count(s, v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", WSAGetLastError());
+      status->applied |= KA_APPLIED_COUNT;
+    }
   }
 
   return 0;
