@@ -1,10 +1,11 @@
 'use strict';
-// Section 3, run inside Windows node.exe (under Wine here): on Windows the OS socket is found by walking the
-// event loop's handles and matching addresses, so the cost of an apply could grow with the number of open
-// sockets. With 20, 200 and 2000 open connections (each has two TCP handles in this loop, the client's and the
-// accepted one) this measures the first apply on a fresh socket (which has to find its SOCKET), a repeated
-// apply on one socket, and, for reference, Node's own socket._handle.setKeepAlive(true, s) (libuv 1.46:
-// setsockopt SO_KEEPALIVE and TCP_KEEPALIVE, idle time only; no SIO_KEEPALIVE_VALS).
+// Section 3, run inside Windows node.exe (here under Wine 10, through scripts/windows/run-js.sh): on Windows
+// the OS socket is found by walking the event loop's handles and matching addresses, so the cost of an apply
+// could grow with the number of open sockets. With 20, 200 and 2000 open connections (each has two TCP handles
+// in this loop, the client's and the accepted one) this measures the first apply on a fresh socket (which has
+// to find its SOCKET), a repeated apply on one socket, and, for reference, Node's own
+// socket._handle.setKeepAlive(true, s) (setsockopt SO_KEEPALIVE and TCP_KEEPALIVE, and with libuv 1.52+
+// (Node 24+) TCP_KEEPINTVL and TCP_KEEPCNT too; no SIO_KEEPALIVE_VALS).
 // Usage: node.exe bench/windows.js [RESULT_FILE] [--quick]; RESULT_FILE may be a Linux path (Wine's Z: drive).
 const { applyKeepalive } = require('..');
 const { connect, listen, median, bestOfRounds, emit } = require('./support');
@@ -15,7 +16,7 @@ const LEVELS = [20, 200, 2000];
 const FRESH = quick ? 20 : 60;
 const REPEAT_CALLS = quick ? 1_000 : 5_000;
 const ROUNDS = quick ? 3 : 7;
-// No keepalivecount: Windows before 10 1703 (and Wine) cannot set it.
+// No keepalivecount, so the figures hold for Windows before 10 1703 too, which cannot set it.
 const CONFIGS = [
   { onoff: true, keepalivetime: 60_000, keepaliveinterval: 10_000 },
   { onoff: true, keepalivetime: 61_000, keepaliveinterval: 11_000 },

@@ -1,9 +1,11 @@
 'use strict';
 
-// Runs the Windows contract (contract.js) in real Windows node.exe builds under Wine, inside a private
-// network namespace (test.sh starts this file with `unshare --net`). It answers the contract's
-// requests for what only Linux can see or do: `ss` for a socket's keepalive timer, `nft` to make a
-// peer go silent. All traffic stays on this namespace's loopback.
+// Runs the portable contract (test/portable/contract.js) in real Windows node.exe builds under Wine 10, then in
+// this Linux Node, inside a private network namespace (run.sh starts this file with `unshare --net`). It
+// answers the contract's requests for what only Linux can see or do: `ss` for a socket's keepalive timer, the
+// kernel observer (test/support/sockopt-observer.c: pidfd_getfd on the descriptor `ss -p` names, then
+// getsockopt; Wine keeps a Windows SOCKET as a Linux socket) and `nft` to make a peer go silent. All traffic
+// stays on this namespace's loopback.
 
 const { execFileSync, spawn } = require('child_process');
 const fs = require('fs');
@@ -13,7 +15,9 @@ const root = path.resolve(__dirname, '../..');
 const cache = path.join(root, '.cache', 'windows');
 const run = path.join(cache, 'run');
 const prefix = path.join(run, 'prefix');
-const versions = (process.env.KA_WINDOWS_NODE_VERSIONS || '20.20.2 22.23.3').split(/\s+/).filter(Boolean);
+const versions = (process.env.KA_WINDOWS_NODE_VERSIONS || '22.23.3 24.21.0 26.10.0').split(/\s+/).filter(Boolean);
+const contract = path.join(root, 'test', 'portable', 'contract.js');
+const observerBinary = path.join(cache, 'sockopt-observer');
 const NFT_TABLE = 'tcp_keepalive_test';
 const CONTRACT_TIMEOUT_MS = 300000;
 
@@ -22,7 +26,6 @@ const wineEnv = {
   WINEPREFIX: prefix,
   WINEDEBUG: '-all',
   WINEDLLOVERRIDES: 'mscoree,mshtml=',
-  TMPDIR: path.join(run, 'tmp'),
   PREBUILDS_ONLY: '1',
 };
 delete wineEnv.DISPLAY;
@@ -43,7 +46,7 @@ function windowsPath(p) {
 function assertPrivateNetns() {
   const outside = process.env.KA_OUTER_NETNS;
   if (!outside || fs.readlinkSync('/proc/self/ns/net') === outside) {
-    throw new Error('driver.js must run in its own network namespace (scripts/windows/test.sh starts it with unshare --net)');
+    throw new Error('driver.js must run in its own network namespace (test/windows/run.sh starts it with unshare --net)');
   }
   sh('ip', ['link', 'set', 'lo', 'up']);
 }
@@ -68,7 +71,6 @@ function wineTool(file, args) {
 
 function setUpWine() {
   fs.rmSync(run, { recursive: true, force: true });
-  fs.mkdirSync(wineEnv.TMPDIR, { recursive: true });
   fs.mkdirSync(prefix, { recursive: true });
   const start = Date.now();
   wineTool('wineserver', ['-p']);
@@ -99,6 +101,21 @@ function observe({ local, remote }) {
   return { found, timer: { name: m[1], ms: parseSsTimer(m[2]), retransmits: Number(m[3]) }, timerText: `${m[1]},${m[2]}`, raw: output };
 }
 
+function buildObserver() {
+  sh('cc', ['-O2', '-Wall', '-o', observerBinary, path.join(root, 'test', 'support', 'sockopt-observer.c')]);
+}
+
+/** The socket options the kernel holds for the connection local -> remote, read through a process that owns it. */
+function kernel({ local, remote }) {
+  const filter = ['sport', '=', `:${local}`, 'and', 'dport', '=', `:${remote}`];
+  const output = sh('ss', ['-tnpH', 'state', 'established', ...filter]);
+  const owners = [...output.matchAll(/\("([^"]+)",pid=(\d+),fd=(\d+)\)/g)].map((m) => ({ name: m[1], pid: m[2], fd: m[3] }));
+  const owner = owners.find((o) => o.name !== 'wineserver') || owners[0];
+  if (!owner) throw new Error(`ss -p names no process for ${local} -> ${remote}: ${output.trim() || 'no socket'}`);
+  const options = JSON.parse(sh(observerBinary, [owner.pid, owner.fd]));
+  return { owner: `${owner.name} fd ${owner.fd}`, options };
+}
+
 function drop({ port }) {
   const script = [
     `add table inet ${NFT_TABLE}`,
@@ -118,7 +135,7 @@ function undrop() {
   return {};
 }
 
-const handlers = { ss: observe, drop, undrop };
+const handlers = { ss: observe, kernel, drop, undrop };
 
 function serveRequests(exchange) {
   for (const name of fs.readdirSync(exchange)) {
@@ -138,15 +155,13 @@ function serveRequests(exchange) {
   }
 }
 
-function runContract(version) {
-  const nodeExe = path.join(cache, `node-${version}`, 'node.exe');
-  const exchange = path.join(run, `node-${version}`);
+function runContract(target) {
+  const exchange = path.join(run, target.name);
   fs.mkdirSync(exchange, { recursive: true });
   const output = fs.openSync(path.join(exchange, 'stdout.txt'), 'w');
-  const child = spawn('wine', [nodeExe, '--expose-gc', windowsPath(path.join(__dirname, 'contract.js')), windowsPath(root), windowsPath(exchange)], {
-    env: wineEnv,
-    stdio: ['ignore', output, output],
-  });
+  const child = target.wine
+    ? spawn('wine', [target.exe, '--expose-gc', windowsPath(contract), windowsPath(root), windowsPath(exchange)], { env: wineEnv, stdio: ['ignore', output, output] })
+    : spawn(target.exe, ['--expose-gc', contract, root, exchange], { stdio: ['ignore', output, output] });
   fs.closeSync(output);
   return new Promise((resolve) => {
     const poll = setInterval(() => serveRequests(exchange), 10);
@@ -168,33 +183,43 @@ function readResults(exchange) {
 
 async function main() {
   assertPrivateNetns();
+  buildObserver();
   let passed = 0;
   let failed = 0;
   const wineNotes = new Set();
+  const summary = [];
 
   const fail = (name, detail) => {
     failed++;
     log(`  FAIL ${name}\n       ${String(detail).split('\n').join('\n       ')}`);
   };
 
-  log(`wine: ${sh('wine', ['--version']).trim()}, prefix ${path.relative(root, prefix)}`);
+  const wineVersion = sh('wine', ['--version']).trim();
+  log(`wine: ${wineVersion}, prefix ${path.relative(root, prefix)}`);
   const setupMs = setUpWine();
   log(`wine: prefix ready in ${(setupMs / 1000).toFixed(1)} s (wineboot -i, winecfg -v win10, wineserver -p)`);
 
+  const targets = [
+    ...versions.map((version) => ({ name: `node-${version}`, label: `node.exe ${version} under ${wineVersion}`, exe: path.join(cache, `node-${version}`, 'node.exe'), wine: true })),
+    { name: 'linux', label: `Linux Node ${process.version} (the same contract, as a check that it is live code)`, exe: process.execPath, wine: false },
+  ];
   try {
-    for (const version of versions) {
-      const nodeExe = path.join(cache, `node-${version}`, 'node.exe');
-      log(`\nnode.exe ${version} under Wine`);
-      try {
-        const count = checkExports(nodeExe);
-        passed++;
-        log(`  ok   node.exe exports all ${count} napi_/uv_ symbols the prebuild imports`);
-      } catch (error) {
-        fail('node.exe exports the symbols the prebuild imports', error.message);
+    for (const target of targets) {
+      log(`\n${target.label}`);
+      const before = passed;
+      const failedBefore = failed;
+      if (target.wine) {
+        try {
+          const count = checkExports(target.exe);
+          passed++;
+          log(`  ok   node.exe exports all ${count} napi_/uv_ symbols the prebuild imports`);
+        } catch (error) {
+          fail('node.exe exports the symbols the prebuild imports', error.message);
+        }
       }
 
       const start = Date.now();
-      const { code, signal, exchange } = await runContract(version);
+      const { code, signal, exchange } = await runContract(target);
       const results = readResults(exchange);
       const begin = results.find((r) => r.event === 'start');
       const end = results.find((r) => r.event === 'end');
@@ -207,21 +232,26 @@ async function main() {
           fail(r.name, r.detail);
         }
       }
-      if (!begin || !begin.underWine) fail(`node.exe ${version} started and saw Wine`, `no start record; see ${path.relative(root, exchange)}/stdout.txt`);
+      if (!begin || begin.underWine !== target.wine) fail(`${target.label} started${target.wine ? ' and saw Wine' : ''}`, `no start record; see ${path.relative(root, exchange)}/stdout.txt`);
+      const missing = begin ? begin.plan.filter((name) => !results.some((r) => r.name === name)) : [];
+      if (missing.length > 0) fail(`${target.label} ran every test it planned`, `no result for: ${missing.join('; ')}`);
       if (!end || code !== 0) {
         const stdout = fs.readFileSync(path.join(exchange, 'stdout.txt'), 'utf8').slice(-2000);
-        fail(`node.exe ${version} ran the contract to the end`, `exit ${code} ${signal || ''}\n${stdout}`);
+        fail(`${target.label} ran the contract to the end`, `exit ${code} ${signal || ''}\n${stdout}`);
       }
-      log(`  node.exe ${version}: ${((Date.now() - start) / 1000).toFixed(1)} s`);
+      const seconds = ((Date.now() - start) / 1000).toFixed(1);
+      summary.push(`${target.label.split(' (')[0]}: ${passed - before} passed, ${failed - failedBefore} failed, ${seconds} s`);
+      log(`  ${target.label.split(' (')[0]}: ${seconds} s`);
     }
   } finally {
     tearDownWine();
   }
 
   if (wineNotes.size > 0) {
-    log('\n!!! Accepted ONLY because this is Wine 8, not Windows (real Windows 10 1709+ must pass these for real):');
+    log(`\n!!! Accepted ONLY because this is ${wineVersion}, not Windows (real Windows must pass these for real, in the GitHub job):`);
     for (const note of wineNotes) log(`!!!   ${note}`);
   }
+  log(`\n${summary.join('\n')}`);
   log(`\n${passed} passed, ${failed} failed`);
   process.exitCode = failed === 0 && passed > 0 ? 0 : 1;
 }
