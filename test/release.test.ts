@@ -119,6 +119,38 @@ describe('GitHub workflows', () => {
       expect(job.steps[linux].run).toMatch(/sudo -E env "PATH=\$PATH" TCP_KEEPALIVE_STRICT=1 npm test/);
       expect(job.steps.find((step) => step.if === "runner.os != 'Linux'")?.run).toBe('npm test');
     });
+
+    // The portable contract on the real OSes: it cannot run here, so its jobs' shape is checked instead.
+    const { planFor } = createRequire(__filename)(join(root, 'test', 'portable', 'contract.js')) as { planFor(where: string): string[] };
+    const portable = {
+      windows: { os: 'windows-latest', where: 'win32', musts: ['client socket', 'keepalivecount', 'usertimeout', 'server', 'TLS', 'errors', 'worker thread', 'native lookup', 'lookup cost'] },
+      macos: { os: 'macos-latest', where: 'darwin', musts: ['client socket', 'keepalivecount', 'usertimeout', 'server', 'TLS', 'errors', 'worker thread', 'dead peer'] },
+    };
+
+    it.each(Object.entries(portable))('job %s runs the portable contract on the real OS, on Node 20-26, where nothing may skip', (id, { os, where, musts }) => {
+      const portableJob = workflow.jobs[id];
+      expect(portableJob['runs-on']).toBe(os);
+      expect(portableJob.strategy?.['fail-fast']).toBe(false);
+      expect(portableJob.strategy?.matrix.node).toEqual([20, 22, 24, 26]);
+      expect(steps(portableJob, 'actions/setup-node')[0].with?.['node-version']).toBe('${{ matrix.node }}');
+      const install = runIndex(portableJob, /^npm ci\b/);
+      const contract = runIndex(portableJob, /^node test\/portable\/contract\.js$/);
+      expect(install).toBeGreaterThanOrEqual(0);
+      expect(portableJob.steps[install].run).not.toContain('--ignore-scripts');
+      expect(contract).toBeGreaterThan(install);
+      expect(JSON.stringify(portableJob)).not.toMatch(/continue-on-error|KA_CONTRACT_ONLY/);
+      for (const step of portableJob.steps) expect(step.if, step.name ?? step.run ?? step.uses).toBeUndefined();
+      const required = String(portableJob.steps[contract].env?.KA_CONTRACT_REQUIRE).split('|');
+      expect(required).toEqual(musts);
+      const plan = planFor(where);
+      for (const prefix of required) expect(plan.some((name) => name.startsWith(prefix)), `${prefix} runs on ${where}`).toBe(true);
+    });
+
+    it('the dead peer runs on macOS (pfctl) but is not claimed for real Windows, which cannot silence loopback', () => {
+      expect(planFor('darwin').some((name) => name.startsWith('dead peer'))).toBe(true);
+      expect(planFor('win32').some((name) => name.startsWith('dead peer'))).toBe(false);
+      expect(readFileSync(join(root, 'test', 'portable', 'contract.js'), 'utf8')).toMatch(/'sudo', \['-n', 'pfctl', '-a', anchor, '-f', '-'\]/);
+    });
   });
 
   describe('prebuild.yml', () => {

@@ -7,7 +7,8 @@
 //   of the descriptor with pidfd_getfd) and `nft` (a peer that goes silent).
 // - On the GitHub runners (windows-latest, macos-latest) it runs with no driver: the values are read back
 //   through the OS with getsockopt and printed, and on macOS the dead peer is made with pfctl on lo0 (sudo).
-// Every test runs on every platform unless it is marked for some platforms only, and then it is listed.
+// Every test runs on every platform unless it is marked for some platforms only, and then it is listed;
+// KA_CONTRACT_REQUIRE=prefix|prefix makes the run fail unless tests with those names run.
 // usage: node contract.js [<package dir> [<exchange dir>]]; the exit code is 0 only if every test passed.
 // Results are printed, and with an exchange dir also written to <exchange>/results.jsonl (node.exe under Wine
 // has no working stdout when it is a pipe).
@@ -21,7 +22,8 @@ const { Worker } = require('worker_threads');
 
 const WSAENOPROTOOPT = 10042;
 
-const [rootArg, exchange] = process.argv.slice(2);
+const isMain = require.main === module;
+const [rootArg, exchange] = isMain ? process.argv.slice(2) : [];
 const root = path.resolve(rootArg || path.join(__dirname, '..', '..'));
 const resultsFile = exchange ? path.join(exchange, 'results.jsonl') : undefined;
 const underWine = process.platform === 'win32' && fs.existsSync('C:\\windows\\system32\\wineboot.exe') && fs.existsSync('Z:\\proc\\version');
@@ -190,7 +192,9 @@ function test(name, fn, only) {
   tests.push({ name, fn, only });
 }
 
-const applies = (only) => !only || only.includes(platform) || (only.includes('win32') && process.platform === 'win32');
+/** Whether a test marked `only` runs on `where`: 'win32' (real Windows), 'wine', 'linux' or 'darwin'. */
+const runsOn = (only, where) => !only || only.includes(where) || (where === 'wine' && only.includes('win32'));
+const applies = (only) => runsOn(only, platform);
 
 test('the package loads the N-API binary for this platform', async () => {
   const file = require(require.resolve('node-gyp-build', { paths: [root] })).path(root);
@@ -554,6 +558,7 @@ test('lookup cost: the work per call does not grow from 20 to 600 open connectio
 /** Makes the peer on `port` go silent: the Linux driver's nft here, pfctl on lo0 on macOS. */
 async function drop(port) {
   if (exchange) return host('drop', { port });
+  if (process.platform !== 'darwin') throw new Error('no way to silence a peer here: on Linux, run the contract through test/windows/run.sh (nft)');
   const anchor = 'com.apple/tcp-keepalive-contract';
   const rules = `block drop quick on lo0 proto tcp from any to any port ${port}\nblock drop quick on lo0 proto tcp from any port ${port} to any\n`;
   execFileSync('sudo', ['-n', 'pfctl', '-a', anchor, '-f', '-'], { input: rules, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -594,6 +599,13 @@ async function main() {
   const only = process.env.KA_CONTRACT_ONLY ? new RegExp(process.env.KA_CONTRACT_ONLY) : null;
   const plan = tests.filter((t) => applies(t.only) && (!only || only.test(t.name))).map((t) => t.name);
   record({ event: 'start', node: process.version, platform, underWine, plan });
+  // KA_CONTRACT_REQUIRE (the GitHub jobs set it): tests that must run here, or the run fails before it starts.
+  const required = process.env.KA_CONTRACT_REQUIRE ? process.env.KA_CONTRACT_REQUIRE.split('|') : [];
+  const notPlanned = required.filter((prefix) => !plan.some((name) => name.startsWith(prefix)));
+  if (notPlanned.length > 0) {
+    print(`FAIL KA_CONTRACT_REQUIRE: no test here starts with ${notPlanned.map((p) => JSON.stringify(p)).join(', ')}`);
+    return 1;
+  }
   print(`portable contract: Node ${process.version}, ${platform}-${process.arch}${exchange ? ', with the Linux driver (ss, kernel observer, nft)' : ', observed through getsockopt'}`);
   let passed = 0;
   let failed = 0;
@@ -624,14 +636,19 @@ async function main() {
   return failed === 0 && passed > 0 ? 0 : 1;
 }
 
-setTimeout(() => {
-  record({ name: 'contract run finished in time', ok: false, detail: 'timed out after 240 s' });
-  print('FAIL the contract did not finish in 240 s');
-  process.exit(2);
-}, 240000).unref();
+if (isMain) {
+  setTimeout(() => {
+    record({ name: 'contract run finished in time', ok: false, detail: 'timed out after 240 s' });
+    print('FAIL the contract did not finish in 240 s');
+    process.exit(2);
+  }, 240000).unref();
 
-main().then((code) => process.exit(code), (error) => {
-  record({ name: 'contract run', ok: false, detail: String(error && error.stack) });
-  print(`FAIL contract run: ${error && error.stack}`);
-  process.exit(1);
-});
+  main().then((code) => process.exit(code), (error) => {
+    record({ name: 'contract run', ok: false, detail: String(error && error.stack) });
+    print(`FAIL contract run: ${error && error.stack}`);
+    process.exit(1);
+  });
+} else {
+  /** The tests that run on `where` ('win32', 'wine', 'linux', 'darwin'), for test/release.test.ts. */
+  module.exports = { planFor: (where) => tests.filter((t) => runsOn(t.only, where)).map((t) => t.name) };
+}

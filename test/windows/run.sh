@@ -7,7 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 tools="$root/scripts/windows"
-versions="${KA_WINDOWS_NODE_VERSIONS:-22.23.3 24.21.0 26.10.0}"
+versions="${KA_WINDOWS_NODE_VERSIONS:-20.20.2 22.23.3 24.21.0 26.10.0}"
 
 bash "$tools/install-deps.sh"
 wine_bin="$(bash "$tools/install-wine10.sh")"
