@@ -153,6 +153,32 @@ function windowsRows(out) {
   ]]);
 }
 
+function lookupRows(out) {
+  const label = 'POSIX lookup by address (Deno, Bun HTTP sockets): 20 / 2000 open descriptors';
+  if (out.notMeasured) return [['5', label, `not measured here: ${out.notMeasured}`, '', '2000 ≤ 3× 20', 'not measured']];
+  if (out.error) return [['5', label, 'ERROR', '', '', 'error']];
+  const { levels } = out.result;
+  const first = levels[0];
+  const last = levels[levels.length - 1];
+  const us = (x) => (x / 1000).toFixed(1);
+  const calls = (l, kind) => `${l[`${kind}Calls`].toFixed(0)}`;
+  return [
+    ['a new connection, each end looked up as it opens (amortised)', 'fresh', true],
+    ['a known socket again (cache hit, verified by getsockname + getpeername)', 'hit', true],
+    ['a new connection on a number closed since (one fstat per known descriptor)', 'reused', false],
+  ].map(([what, kind, targeted]) => {
+    const ratio = last[kind] / first[kind];
+    return [
+      '5',
+      `lookup by address, ${what}, ${levels.map((l) => l.open).join(' / ')} descriptors`,
+      `${levels.map((l) => us(l[kind])).join(' / ')} µs (${levels.map((l) => calls(l, kind)).join(' / ')} socket calls)`,
+      `${last.open}: ${times(ratio)} ${first.open}`,
+      targeted ? `≤ 3× ${first.open}` : '',
+      targeted ? (ratio <= 3 ? 'pass' : 'MISS') : 'info',
+    ];
+  });
+}
+
 function memoryRows(out) {
   if (out.error) return [['4', 'memory', 'ERROR', '', '', 'error']];
   const m = out.result;
@@ -229,8 +255,9 @@ async function main() {
   const server = await step('2 server accept rate', () => runSection('server.js'));
   const windows = await step('3 Windows lookup', windowsSection);
   const memory = await step('4 memory', () => runSection('memory.js', { nodeArgs: ['--expose-gc'] }));
+  const lookup = await step('5 POSIX lookup by address', () => (process.platform === 'win32' ? { notMeasured: 'POSIX only' } : runSection('lookup.js')));
 
-  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory)];
+  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup)];
   console.log('\n' + table(rows));
   console.log(`\nmachine: ${m.cpu}, ${m.cores} cores, ${m.os}, Node ${m.node}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <string>
 #include <unordered_map>
@@ -36,12 +37,13 @@ typedef std::string ka_key;
 
 // What the last look at a descriptor number found. A connected TCP socket or a listener keeps its addresses
 // while it is open, so an incremental scan skips it, and anything that is not a TCP socket; a free number or
-// an unconnected socket is looked at again. Cached answers are verified before use, so a number reused since
-// costs at most one full scan, never a wrong descriptor.
+// an unconnected socket is looked at again. Cached answers are verified before use, so a number closed and
+// reused since costs one fstat per known descriptor (the inode tells), never a wrong descriptor.
 enum ka_fd_kind : unsigned char { KA_FD_UNSEEN = 0, KA_FD_SETTLED, KA_FD_OTHER };
 
 struct ka_fd {
   ka_fd_kind kind;
+  ino_t ino;
   ka_key key;
 };
 
@@ -259,6 +261,14 @@ static bool describe(ka_context* ctx, int fd) {
   ctx->stats.handles_visited++;
   forget(ctx, fd);
   ka_fd* known = &ctx->fds[fd];
+  ctx->stats.socket_calls++;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return errno != EBADF;
+  known->ino = st.st_ino;
+  if (!S_ISSOCK(st.st_mode)) {
+    known->kind = KA_FD_OTHER;
+    return true;
+  }
   ka_addr local;
   int err = local_of(ctx, fd, &local);
   if (err == EBADF) return false;
@@ -297,7 +307,7 @@ static bool list_fds(std::vector<int>* out) {
 // hold a settled socket (free numbers, unconnected sockets) up to the highest one seen open, and past it until
 // KA_FREE_RUN free numbers in a row. It makes no system call for a known connection, listener or non-socket, so
 // finding a new socket costs about the same with 20 or 2000 descriptors open. A full scan lists the table.
-#define KA_FREE_RUN 32
+#define KA_FREE_RUN 4
 
 static void scan(ka_context* ctx, bool full) {
   ctx->stats.walks++;
@@ -324,6 +334,20 @@ static void scan(ka_context* ctx, bool full) {
     } else if (fd > ctx->highest) {
       free_run++;
     }
+  }
+}
+
+// One fstat per known descriptor: a number whose inode changed (closed and taken again) or that is free now is
+// looked at again.
+static void recheck(ka_context* ctx) {
+  ctx->stats.walks++;
+  for (size_t fd = 0; fd < ctx->fds.size(); fd++) {
+    ka_fd* known = &ctx->fds[fd];
+    if (known->kind == KA_FD_UNSEEN) continue;
+    ctx->stats.socket_calls++;
+    struct stat st;
+    if (fstat((int) fd, &st) == 0 && st.st_ino == known->ino) continue;
+    describe(ctx, (int) fd);
   }
 }
 
@@ -361,8 +385,11 @@ static int resolve_by_address(ka_context* ctx, const ka_endpoint* endpoint, ka_s
   if (!lookup(ctx, key, &local, peer, &fd)) {
     scan(ctx, false);
     if (!lookup(ctx, key, &local, peer, &fd)) {
-      scan(ctx, true);
-      if (!lookup(ctx, key, &local, peer, &fd)) return fail_code(status, "getsockname", KA_ENOTFOUND);
+      recheck(ctx);
+      if (!lookup(ctx, key, &local, peer, &fd)) {
+        scan(ctx, true);
+        if (!lookup(ctx, key, &local, peer, &fd)) return fail_code(status, "getsockname", KA_ENOTFOUND);
+      }
     }
   }
   *out = fd;
