@@ -289,6 +289,12 @@ static bool describe(ka_context* ctx, int fd) {
   return true;
 }
 
+static bool same_inode(ka_context* ctx, int fd) {
+  ctx->stats.socket_calls++;
+  struct stat st;
+  return fstat(fd, &st) == 0 && st.st_ino == ctx->fds[fd].ino;
+}
+
 static bool list_fds(std::vector<int>* out) {
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) dir = opendir("/dev/fd");
@@ -304,9 +310,10 @@ static bool list_fds(std::vector<int>* out) {
 }
 
 // New descriptors take the lowest free number: an incremental scan looks again at every number not known to
-// hold a settled socket (free numbers, unconnected sockets) up to the highest one seen open, and past it until
-// KA_FREE_RUN free numbers in a row. It makes no system call for a known connection, listener or non-socket, so
-// finding a new socket costs about the same with 20 or 2000 descriptors open. A full scan lists the table.
+// hold a settled socket (unconnected sockets; files, pipes and the like by one fstat, as they come and go) and
+// at the first KA_FREE_RUN numbers of each run of free ones, up to the highest known and KA_FREE_RUN past it.
+// It makes no system call for a known connection or listener, so finding a new socket costs about the same with
+// 20 or 2000 connections open. A full scan lists the table.
 #define KA_FREE_RUN 4
 
 static void scan(ka_context* ctx, bool full) {
@@ -326,15 +333,25 @@ static void scan(ka_context* ctx, bool full) {
     return;
   }
   int free_run = 0;
-  for (int fd = 0; fd <= ctx->highest || free_run < KA_FREE_RUN; fd++) {
-    if (!full && (size_t) fd < ctx->fds.size() && ctx->fds[fd].kind != KA_FD_UNSEEN) continue;
-    if (describe(ctx, fd)) {
-      if (fd > ctx->highest) ctx->highest = fd;
+  int highest = -1;
+  for (int fd = 0;; fd++) {
+    if (free_run >= KA_FREE_RUN) {
+      // New descriptors fill a run of free numbers from its bottom: skip the rest of the run.
+      size_t next = (size_t) fd;
+      while (next < ctx->fds.size() && ctx->fds[next].kind == KA_FD_UNSEEN) next++;
+      if (next >= ctx->fds.size()) break;
+      fd = (int) next;
       free_run = 0;
-    } else if (fd > ctx->highest) {
+    }
+    bool known = !full && (size_t) fd < ctx->fds.size();
+    if ((known && ctx->fds[fd].kind == KA_FD_SETTLED) || (known && ctx->fds[fd].kind == KA_FD_OTHER && same_inode(ctx, fd)) || describe(ctx, fd)) {
+      highest = fd;
+      free_run = 0;
+    } else {
       free_run++;
     }
   }
+  ctx->highest = highest;
 }
 
 // One fstat per known descriptor: a number whose inode changed (closed and taken again) or that is free now is
@@ -342,12 +359,7 @@ static void scan(ka_context* ctx, bool full) {
 static void recheck(ka_context* ctx) {
   ctx->stats.walks++;
   for (size_t fd = 0; fd < ctx->fds.size(); fd++) {
-    ka_fd* known = &ctx->fds[fd];
-    if (known->kind == KA_FD_UNSEEN) continue;
-    ctx->stats.socket_calls++;
-    struct stat st;
-    if (fstat((int) fd, &st) == 0 && st.st_ino == known->ino) continue;
-    describe(ctx, (int) fd);
+    if (ctx->fds[fd].kind != KA_FD_UNSEEN && !same_inode(ctx, (int) fd)) describe(ctx, (int) fd);
   }
 }
 

@@ -1,11 +1,16 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import * as dgram from 'node:dgram';
+import { once } from 'node:events';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
+import * as net from 'node:net';
 import { dirname, join, relative } from 'node:path';
 import * as readline from 'node:readline';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { binding } from '../dist/binding.js';
 import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
+import { closeAll, connectedPair, listening, track } from './support/net';
 import { Netns, netnsUnavailable } from './support/netns';
 
 /**
@@ -244,3 +249,100 @@ for (const name of ['bun', 'deno'] as const) {
     });
   });
 }
+
+/** The descriptor Node's own handle reports (the lookup below must find the same one by addresses alone). */
+function nodeFd(socket: net.Socket | net.Server): number {
+  return (socket as unknown as { _handle: { fd: number } })._handle.fd;
+}
+
+function resolveByAddress(socket: net.Socket): number {
+  return binding.resolve(-1, socket.localAddress, socket.localPort, socket.remoteAddress, socket.remotePort);
+}
+
+const socketCalls = (): number => binding.stats()[2];
+
+async function closed(socket: net.Socket): Promise<void> {
+  if (!socket.closed) {
+    socket.destroy();
+    await once(socket, 'close');
+  }
+}
+
+describe.skipIf(process.platform === 'win32')('the lookup by address that Deno and Bun\'s HTTP sockets take, exercised from Node (which also reports the descriptor)', () => {
+  afterEach(closeAll);
+
+  it('finds the descriptor of a client, its accepted end, and the listener', async () => {
+    const { server, client, accepted } = await connectedPair();
+    expect(resolveByAddress(client)).toBe(nodeFd(client));
+    expect(resolveByAddress(accepted)).toBe(nodeFd(accepted));
+    const { address, port } = server.address() as net.AddressInfo;
+    expect(binding.resolve(-1, address, port, undefined, undefined)).toBe(nodeFd(server));
+  });
+
+  it('matches IPv4-mapped addresses on a dual-stack listener, and not a UDP socket on the same port', async () => {
+    const server = net.createServer();
+    const port = await listening(server, '::');
+    const udp = dgram.createSocket('udp6');
+    udp.bind(port, '::');
+    await once(udp, 'listening');
+    try {
+      const acceptedP = once(server, 'connection') as Promise<[net.Socket]>;
+      const client = track(net.connect(port, '127.0.0.1'));
+      await once(client, 'connect');
+      const accepted = track((await acceptedP)[0]);
+      expect(accepted.localAddress).toBe('::ffff:127.0.0.1');
+      expect(resolveByAddress(accepted)).toBe(nodeFd(accepted));
+      expect(binding.resolve(-1, '::ffff:127.0.0.1', accepted.localPort, '127.0.0.1', accepted.remotePort)).toBe(nodeFd(accepted));
+      expect(binding.resolve(-1, '::', port, undefined, undefined)).toBe(nodeFd(server));
+    } finally {
+      udp.close();
+    }
+  });
+
+  it('finds a new socket on a number a closed one held, and never hands out the closed one', async () => {
+    const old = await connectedPair();
+    const oldAddresses = [old.client.localAddress, old.client.localPort, old.client.remoteAddress, old.client.remotePort] as const;
+    const oldFds = [nodeFd(old.client), nodeFd(old.accepted)];
+    expect(resolveByAddress(old.client)).toBe(oldFds[0]);
+    expect(resolveByAddress(old.accepted)).toBe(oldFds[1]);
+    await Promise.all([closed(old.client), closed(old.accepted)]);
+
+    const { client, accepted } = await connectedPair();
+    const reused = [nodeFd(client), nodeFd(accepted)].filter((fd) => oldFds.includes(fd));
+    expect(reused.length, 'the new connection took at least one of the closed numbers').toBeGreaterThan(0);
+    expect(resolveByAddress(client)).toBe(nodeFd(client));
+    expect(resolveByAddress(accepted)).toBe(nodeFd(accepted));
+    expect(() => binding.resolve(-1, ...oldAddresses)).toThrow(expect.objectContaining({ code: 'ERR_KEEPALIVE_SOCKET_NOT_FOUND' }));
+  });
+
+  it('costs the same socket calls for a new connection with 20 or 1000 descriptors open (counted, not timed)', async () => {
+    const server = net.createServer((s) => track(s));
+    const port = await listening(server);
+    const connection = async (): Promise<[net.Socket, net.Socket]> => {
+      const acceptedP = once(server, 'connection') as Promise<[net.Socket]>;
+      const client = track(net.connect(port, '127.0.0.1'));
+      await once(client, 'connect');
+      return [client, (await acceptedP)[0]];
+    };
+    const callsForNew = async (): Promise<number> => {
+      const [client, accepted] = await connection();
+      const before = socketCalls();
+      expect(resolveByAddress(client)).toBe(nodeFd(client));
+      expect(resolveByAddress(accepted)).toBe(nodeFd(accepted));
+      return socketCalls() - before;
+    };
+    const held: net.Socket[] = [];
+    for (let i = 0; i < 4; i++) held.push(...(await connection()));
+    for (const socket of held) resolveByAddress(socket);
+    const few = [await callsForNew(), await callsForNew(), await callsForNew()];
+    while (readdirSync('/proc/self/fd').length < 1000) held.push(...(await connection()));
+    resolveByAddress(held[held.length - 1]);
+    const many = [await callsForNew(), await callsForNew(), await callsForNew()];
+    const hitBefore = socketCalls();
+    resolveByAddress(held[held.length >> 1]);
+    const hit = socketCalls() - hitBefore;
+    console.log(`lookup by address: socket calls for a new connection's two ends ${few.join('/')} with few descriptors, ${many.join('/')} with 1000; a verified hit ${hit}`);
+    expect(Math.max(...many)).toBeLessThanOrEqual(Math.max(...few) + 4);
+    expect(hit).toBe(2);
+  }, 60_000);
+});
