@@ -26,13 +26,13 @@ const majors = ARM64_NODE.map((version) => version.split('.')[0]).join(' and ');
 
 mustRunInCi(`the contract suite on arm64 Node ${majors} under qemu`, skip);
 
-/** This environment for an arm64 child that may load only prebuilds/, strict, and without vitest's own variables. */
+/** This environment for an arm64 child that may load only prebuilds/, strict, uncoloured, without vitest's own variables. */
 function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (!/^(VITEST|TCP_KEEPALIVE_PREBUILD$|NODE_OPTIONS$|NODE_PATH$|QEMU_)/.test(key)) env[key] = value;
+    if (!/^(VITEST|TCP_KEEPALIVE_PREBUILD$|NODE_OPTIONS$|NODE_PATH$|QEMU_|FORCE_COLOR$)/.test(key)) env[key] = value;
   }
-  return arm64Env({ ...env, PREBUILDS_ONLY: '1', TCP_KEEPALIVE_STRICT: '1' });
+  return arm64Env({ ...env, PREBUILDS_ONLY: '1', TCP_KEEPALIVE_STRICT: '1', NO_COLOR: '1' });
 }
 
 interface Run {

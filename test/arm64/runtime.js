@@ -178,13 +178,13 @@ if (require.main === module) {
     process.exit(2);
   }
   try {
+    for (const { version, node } of arm64Nodes()) console.log(`arm64: Node ${version} ${path.relative(root, node)}`);
+    console.log(`arm64: ${globalBinfmt() ? 'binfmt_misc has qemu-aarch64' : 'each run registers qemu-aarch64 in a private binfmt_misc'}`);
     const problems = fs.existsSync(prebuild)
       ? require('../../scripts/check-prebuilds.js').checkFile(prebuild, 'linux', 'arm64')
       : [`${path.relative(root, prebuild)} is missing: npm run prebuild:arm64`];
     if (problems.length) throw new Error(problems.join('; '));
     console.log(`arm64: ${path.relative(root, prebuild)} ${fs.statSync(prebuild).size} bytes`);
-    for (const { version, node } of arm64Nodes()) console.log(`arm64: Node ${version} ${path.relative(root, node)}`);
-    console.log(`arm64: ${globalBinfmt() ? 'binfmt_misc has qemu-aarch64' : 'each run registers qemu-aarch64 in a private binfmt_misc'}`);
   } catch (error) {
     console.error(`arm64: ${error.message}`);
     process.exitCode = 1;
