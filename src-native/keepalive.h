@@ -9,6 +9,8 @@
 #define KA_ENOTTCP (-200001)
 #define KA_ENOTFOUND (-200002)
 #define KA_EUNSUPPORTED (-200003)
+/* The platform has the option but this socket's protocol refuses it (an MPTCP socket's TCP_USER_TIMEOUT). */
+#define KA_EUNSUPPORTED_BY_SOCKET (-200004)
 
 #define KA_APPLIED_USERTIMEOUT (1u << 0)
 #define KA_APPLIED_COUNT (1u << 1)
@@ -53,6 +55,9 @@ ka_context* ka_context_new(uv_loop_t* loop);
 void ka_context_free(ka_context* ctx);
 void ka_context_stats(const ka_context* ctx, ka_stats* out);
 
+/* The glue (addon.cc) has checked every argument before these run: sock and endpoint->fd are in
+   0 .. 2^31-1 (fd also -1: no descriptor), option values are KA_UNSET or in range, ports 0 .. 65535,
+   addresses NUL-terminated. Each returns 0 or a negative libuv error / KA_E* code, with status filled in. */
 int ka_resolve(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_status* status);
 int ka_apply(ka_socket sock, const ka_values* values, ka_status* status);
 int ka_read(ka_socket sock, ka_values* out, ka_status* status);
