@@ -8,10 +8,11 @@ import * as net from 'node:net';
 import { dirname, join, relative } from 'node:path';
 import * as readline from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { KeepaliveOptions } from '../dist/index.js';
 import { binding } from '../dist/binding.js';
 import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
 import { closeAll, connectedPair, listening, track } from './support/net';
-import { Netns, netnsUnavailable } from './support/netns';
+import { monotonicMs, Netns, netnsUnavailable } from './support/netns';
 
 /**
  * The contract under Bun and Deno (installed from npm by .ci/steps/35-runtimes.sh), each running
@@ -74,6 +75,9 @@ interface Runtime {
 }
 
 const cache = join(root, '.cache', 'runtimes');
+
+/** How late a dead peer may be noticed on a loaded 2-core machine (as in test/deadpeer.test.ts). */
+const LATE_MS = 1500;
 
 function runtime(name: 'bun' | 'deno'): Runtime {
   const { version } = versions[name];
@@ -166,8 +170,21 @@ function descriptorOf(pid: number, local: Endpoint, remote: Endpoint): number {
   throw new Error(`no descriptor of process ${pid} holds socket inode ${inode}`);
 }
 
+/** A line the contract script printed after READY, with when it arrived (CLOCK_MONOTONIC, ms). */
+interface Line {
+  text: string;
+  t: number;
+}
+
+interface Started {
+  child: ChildProcess;
+  report: Promise<Report>;
+  /** Resolves with the next line starting with `prefix` (searching those already printed first), or undefined after `ms`. */
+  next(prefix: string, ms: number): Promise<Line | undefined>;
+}
+
 /** Starts contract.mjs under the runtime in the namespace and resolves with its report once it is ready. */
-function start(rt: Runtime, project: string, netns: Netns): { child: ChildProcess; report: Promise<Report> } {
+function start(rt: Runtime, project: string, netns: Netns): Started {
   const fixtures = join(__dirname, 'fixtures');
   const args = [...rt.args, 'contract.mjs', join(fixtures, 'cert.pem'), join(fixtures, 'key.pem'), join(project, 'contract.sock')];
   const env: NodeJS.ProcessEnv = {};
@@ -175,15 +192,37 @@ function start(rt: Runtime, project: string, netns: Netns): { child: ChildProces
   const child = spawn('ip', ['netns', 'exec', netns.name, rt.binary, ...args], { cwd: project, env: { ...env, ...rt.env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const printed: Line[] = [];
+  const waiting = new Set<() => void>();
   const report = new Promise<Report>((resolve, reject) => {
     const lines = readline.createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)) as Report);
+      else printed.push({ text: line, t: monotonicMs() });
+      for (const wake of [...waiting]) wake();
     });
     child.once('exit', (code, signal) => reject(new Error(`${rt.name} exited with ${code ?? signal} before it was ready:\n${stderr.trim()}`)));
     child.once('error', reject);
   });
-  return { child, report };
+  const next = (prefix: string, ms: number) =>
+    new Promise<Line | undefined>((resolve) => {
+      const look = () => {
+        const index = printed.findIndex((line) => line.text.startsWith(prefix));
+        if (index < 0) return false;
+        const [line] = printed.splice(index, 1);
+        finish(line);
+        return true;
+      };
+      const finish = (line: Line | undefined) => {
+        waiting.delete(wake);
+        clearTimeout(timer);
+        resolve(line);
+      };
+      const wake = () => void look();
+      const timer = setTimeout(() => finish(undefined), ms);
+      if (!look()) waiting.add(wake);
+    });
+  return { child, report, next };
 }
 
 for (const name of ['bun', 'deno'] as const) {
@@ -196,12 +235,14 @@ for (const name of ['bun', 'deno'] as const) {
     let netns: Netns;
     let child: ChildProcess;
     let report: Report;
+    let next: Started['next'];
 
     beforeAll(async () => {
       project = userProject();
       netns = new Netns();
       const started = start(rt, project, netns);
       child = started.child;
+      next = started.next;
       report = await started.report;
       console.log(`${report.runtime} (pid ${report.pid}): ${report.sockets.length} sockets configured, ${report.errors.length} errors provoked`);
     }, 60_000);
@@ -241,6 +282,27 @@ for (const name of ['bun', 'deno'] as const) {
       const seen = Object.fromEntries(report.errors.map((e) => [e.name, ERRORS[e.name]?.type ? { code: e.code, type: e.type } : { code: e.code }]));
       expect(seen, JSON.stringify(report.errors, null, 2)).toEqual(ERRORS);
     });
+
+    it('a pulled cable: an idle net.Socket and an idle http.Server request socket give up with ETIMEDOUT within keepalivetime + keepaliveinterval × keepalivecount', async () => {
+      child.stdin!.write('deadpeer\n');
+      const ready = await next('DEADPEER-READY ', 20_000);
+      expect(ready, 'the dead-peer connections were set up').toBeDefined();
+      const { ports, options } = JSON.parse(ready!.text.slice('DEADPEER-READY '.length)) as { ports: number[]; options: Required<Pick<KeepaliveOptions, 'keepalivetime' | 'keepaliveinterval' | 'keepalivecount'>> };
+      const cut = monotonicMs();
+      for (const port of ports) netns.cut(port);
+      const bound = options.keepalivetime + options.keepaliveinterval * options.keepalivecount;
+      const seen: string[] = [];
+      for (const name of ['net.Socket', 'http.Server: request socket']) {
+        const line = await next(`DEAD {"name":${JSON.stringify(name)}`, bound + LATE_MS + 2000 - (monotonicMs() - cut));
+        const elapsed = line ? line.t - cut : undefined;
+        seen.push(`${name}: ${line ? `${JSON.parse(line.text.slice(5)).code} ${(elapsed! / 1000).toFixed(2)} s after the cable was pulled (bound ${bound / 1000} s)` : 'nothing'}`);
+        expect(line, `${name} noticed nothing`).toBeDefined();
+        expect(JSON.parse(line!.text.slice(5)).code, name).toBe('ETIMEDOUT');
+        expect(elapsed!, `${name}: not before the first probe was due`).toBeGreaterThanOrEqual(options.keepalivetime * 0.9);
+        expect(elapsed!, `${name}: within the bound`).toBeLessThanOrEqual(bound + LATE_MS);
+      }
+      console.log(`${report.runtime} dead peer: ${seen.join('; ')}`);
+    }, 30_000);
 
     it('exits cleanly when its sockets close', async () => {
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

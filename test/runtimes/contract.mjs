@@ -243,7 +243,50 @@ async function requestSocket(server, connectClient) {
 
 process.stdout.write(`READY ${JSON.stringify({ runtime, pid: process.pid, sockets, errors })}\n`);
 
-process.stdin.on('data', () => {});
+/**
+ * On `deadpeer` from stdin: an idle net.Socket with keepalive and an idle request socket of an http.Server with
+ * keepalive, each to a peer without; prints `DEADPEER-READY {ports}` for the test to silence those ports, then
+ * one `DEAD {json}` line per socket when it gives up.
+ */
+const DEAD_PEER = { keepalivetime: 2000, keepaliveinterval: 1000, keepalivecount: 2 };
+async function deadPeer() {
+  const dead = (name, error) => process.stdout.write(`DEAD ${JSON.stringify({ name, code: error?.code ?? 'closed without an error' })}\n`);
+
+  const port = await plainServer();
+  const client = await connect(port);
+  client.removeAllListeners('error');
+  client.on('error', (error) => dead('net.Socket', error));
+  applyKeepalive(client, DEAD_PEER);
+
+  const server = http.createServer((req, res) => {
+    let reported = false;
+    const report = (error) => {
+      if (!reported) dead('http.Server: request socket', error);
+      reported = true;
+    };
+    req.socket.on('error', report);
+    req.socket.on('close', () => setTimeout(() => report(undefined), 100));
+    res.end('ok');
+  });
+  server.keepAliveTimeout = 600_000;
+  applyKeepalive(server, DEAD_PEER);
+  const httpPort = await listen(server);
+  const peer = await connect(httpPort);
+  peer.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  await once(peer, 'data');
+  process.stdout.write(`DEADPEER-READY ${JSON.stringify({ ports: [port, httpPort], options: DEAD_PEER })}\n`);
+}
+
+let input = '';
+process.stdin.on('data', (chunk) => {
+  input += chunk;
+  let newline;
+  while ((newline = input.indexOf('\n')) >= 0) {
+    const command = input.slice(0, newline).trim();
+    input = input.slice(newline + 1);
+    if (command === 'deadpeer') deadPeer().catch((error) => process.stdout.write(`DEAD ${JSON.stringify({ name: 'setup', code: String(error) })}\n`));
+  }
+});
 process.stdin.on('end', () => {
   for (const thing of open) {
     if (typeof thing.destroy === 'function') thing.destroy();
