@@ -32,6 +32,8 @@ const SOCKETS = [
   'net.Server, applied before listen: accepted socket',
   'net.Server, applied while listening: accepted socket',
   'net.Server on ::, IPv4 client: accepted socket (IPv4-mapped)',
+  'net.Socket over IPv6 (::1)',
+  'net.Server on ::1: accepted socket',
   'http.Server: request socket',
   'https.Server: request socket',
   'tls.TLSSocket (client)',

@@ -138,6 +138,20 @@ for (const when of ['before listen', 'while listening']) {
   record('net.Server on ::, IPv4 client: accepted socket (IPv4-mapped)', socket, options);
 }
 
+// IPv6 on both ends (::1).
+{
+  const server = net.createServer((s) => s.on('error', () => {}));
+  const options = optionsFor();
+  applyKeepalive(server, options);
+  const port = await listen(server, '::1');
+  const next = accepted(server);
+  const client = await connect(port, '::1');
+  const clientOptions = optionsFor();
+  applyKeepalive(client, clientOptions);
+  record('net.Socket over IPv6 (::1)', client, clientOptions);
+  record('net.Server on ::1: accepted socket', await next, options);
+}
+
 // http.Server and https.Server: the socket a request arrived on.
 async function requestSocket(server, connectClient) {
   const options = optionsFor();
