@@ -13,7 +13,9 @@ bin="$cache/bin"
 stamp="$cache/installed"
 packages=(wine wine64 libwine libc6 libgcc-s1 libunwind8 liblzma5 libz-mingw-w64)
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$tree" ] && "$bin/wine" --version >/dev/null 2>&1; then
+# The stamp names the folder (patchelf wrote absolute paths) and this script's hash (a new script reinstalls).
+stamp_value="$tree $(sha256sum "$0" | cut -c1-16)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ] && "$bin/wine" --version >/dev/null 2>&1; then
   echo "install-wine10: $("$bin/wine" --version) in ${cache#"$root"/} (cached)" >&2
   echo "$bin"
   exit 0
@@ -64,7 +66,8 @@ for name in wine wineserver; do
   cat > "$bin/$name" <<EOF
 #!/bin/sh
 # Wine 10 from ${cache#"$root"/} (scripts/windows/install-wine10.sh). zlib1.dll, which Wine's user32 needs,
-# comes from trixie's libz-mingw-w64.
+# comes from trixie's libz-mingw-w64. TMPDIR is unset because with it set (to anything) Wine 10.0 aborts at
+# start with "free(): invalid pointer".
 unset TMPDIR
 export WINESYSTEMDLLPATH="$tree/usr/x86_64-w64-mingw32/lib"
 exec "$tree/usr/lib/wine/$exe" "\$@"
@@ -84,5 +87,5 @@ case "$version" in
 esac
 echo "install-wine10: $version from $(cd "$apt_dir/debs" && ls | sed -E 's/_(amd64|all)\.deb$//' | tr '\n' ' ')" >&2
 rm -rf "$apt_dir"
-echo "$tree" > "$stamp"
+echo "$stamp_value" > "$stamp"
 echo "$bin"

@@ -91,6 +91,7 @@ function expectedUserTimeout(ms) {
  * `ss` and the kernel observer (when the Linux driver is there). Returns what each one showed.
  */
 async function expectApplied(socket, options, what) {
+  assert(!socket.destroyed, `${what}: the socket was destroyed${socket.lastError ? ` by ${socket.lastError.code}: ${socket.lastError.message}` : ''}`);
   const notes = [];
   const values = getKeepalive(socket);
   notes.push(`getsockopt ${JSON.stringify(values)}`);
@@ -140,7 +141,9 @@ async function expectOff(socket, what) {
 
 function track(socket) {
   opened.add(socket);
-  socket.on('error', () => {});
+  socket.on('error', (error) => {
+    socket.lastError = error;
+  });
   socket.on('close', () => opened.delete(socket));
   return socket;
 }
@@ -152,12 +155,29 @@ function listen(server, address) {
   });
 }
 
+/** The sockets `server` accepted, tracked from the first connectTo() on, so each client finds its own. */
+function acceptedBy(server) {
+  if (!server.acceptedSockets) {
+    server.acceptedSockets = [];
+    server.on('connection', (socket) => server.acceptedSockets.push(track(socket)));
+  }
+  return server.acceptedSockets;
+}
+
 function connectTo(server, address) {
+  const accepted = acceptedBy(server);
   return new Promise((resolve, reject) => {
-    const accepted = new Promise((done) => server.once('connection', done));
     const client = track(net.connect(server.address().port, address));
     client.once('error', reject);
-    client.once('connect', async () => resolve({ client, accepted: track(await accepted) }));
+    client.once('connect', async () => {
+      const deadline = Date.now() + 10000;
+      let mine;
+      while (!(mine = accepted.find((socket) => socket.remotePort === client.localPort))) {
+        if (Date.now() > deadline) return reject(new Error(`the server did not accept ${client.localPort}`));
+        await sleep(5);
+      }
+      resolve({ client, accepted: mine });
+    });
   });
 }
 
@@ -508,13 +528,9 @@ function summarise(samples) {
 
 async function lookupCost(count) {
   const options = { keepalivetime: 7000, keepaliveinterval: 1000 };
-  let acceptedCount = 0;
-  const server = await listen(net.createServer(() => acceptedCount++).setMaxListeners(0), '127.0.0.1');
+  const server = await listen(net.createServer(), '127.0.0.1');
   try {
     const clients = (await openConnections(server, count)).map((p) => p.client);
-    // connectTo() waits for a 'connection' event, not for its own: let every accepted socket arrive, or the
-    // first new connection below would be the first lookup to see the late ones.
-    while (acceptedCount < count) await sleep(10);
     await sleep(300);
     const tuples = clients.map((c) => [c.localAddress, c.localPort, c.remoteAddress, c.remotePort]);
     const first = [perCall((c) => applyKeepalive(c, options), clients)];
