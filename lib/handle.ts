@@ -9,7 +9,11 @@ import { handleOf, isServer } from './target';
 export interface Handle {
   fd?: number;
   _parent?: Handle;
+  /** TLSWrap: the JS socket whose handle it wraps (a net.Socket, or a JSStreamSocket). */
+  _parentWrap?: unknown;
   setKeepAlive?(enable: boolean, ...rest: unknown[]): number;
+  getsockname?(out: { address?: string; port?: number }): number;
+  getpeername?(out: { address?: string; port?: number }): number;
   [kHandleState]?: HandleState;
   [kOsSocket]?: number;
 }
@@ -32,42 +36,88 @@ export function isPipe(handle: Handle): boolean {
   return handle.constructor?.name === 'Pipe';
 }
 
+/**
+ * Node's own TCPWrap on a POSIX system: its `fd` getter reports the descriptor while the handle is open and -1
+ * once it is closed (or before it has one). Windows reports -1 always; Bun and Deno expose no descriptor.
+ */
+const fdTellsOpen = platform.locateByAddress === false && process.versions.bun === undefined && (process.versions as { deno?: string }).deno === undefined;
+
+function isNodeTcp(handle: Handle): boolean {
+  return fdTellsOpen && handle.constructor?.name === 'TCP';
+}
+
 /** The TCP handle under a TLS handle (TLSWrap keeps the wrapped handle in `_parent`). */
 export function innermost(handle: Handle): Handle {
   while (handle._parent) handle = handle._parent;
   return handle;
 }
 
+/**
+ * The TCP handle under `outer`, provided every socket on the way still owns its handle: a TLS socket whose
+ * net.Socket was destroyed keeps a TLSWrap over a closed TCP handle until its own 'close'.
+ */
+export function openInnermost(outer: Handle): Handle {
+  let handle = outer;
+  while (handle._parent) {
+    const wrap = handle._parentWrap as Internal<Socket> | null | undefined;
+    if (wrap instanceof Socket && (wrap.destroyed || wrap._handle !== handle._parent)) throw socketClosed();
+    handle = handle._parent;
+  }
+  return handle;
+}
+
 export function tcpHandleOf(target: Internal<Socket | Server>, what: string): Handle {
   const outer = handleOf(target);
   if (!outer) throw socketClosed();
-  const handle = innermost(outer);
+  const handle = openInnermost(outer);
   if (handle[kOsSocket] === undefined && isPipe(handle)) throw notTcp(what);
   return handle;
 }
 
-export function osSocketOf(target: Internal<Socket | Server>, handle: Handle, what: string): number {
-  const cached = handle[kOsSocket];
-  if (cached !== undefined) return cached;
-  let sock: number;
-  // Windows never exposes the SOCKET; Deno's TCP handles and Bun's HTTP sockets expose no descriptor.
-  if (platform.locateByAddress || typeof handle.fd !== 'number' || handle.fd < 0) {
-    if (isServer(target)) {
-      const address = target.address();
-      if (address === null || typeof address === 'string') throw notTcp(what);
-      sock = native(() => binding.resolve(-1, address.address, address.port, undefined, undefined));
-    } else {
-      const socket = target as Socket;
-      if (typeof socket.localAddress !== 'string' || typeof socket.remoteAddress !== 'string') throw notTcp(what);
-      sock = native(() => binding.resolve(-1, socket.localAddress, socket.localPort, socket.remoteAddress, socket.remotePort));
-    }
-  } else {
-    const fd = handle.fd;
-    if (typeof fd !== 'number' || fd < 0) throw notTcp(what);
-    sock = native(() => binding.resolve(fd, undefined, undefined, undefined, undefined));
+function endpointOf(target: Socket | Server | undefined, handle: Handle, what: string): [string, number, string | undefined, number | undefined] {
+  if (target && isServer(target)) {
+    const address = target.address();
+    if (address === null || typeof address === 'string') throw notTcp(what);
+    return [address.address, address.port, undefined, undefined];
   }
-  handle[kOsSocket] = sock;
-  return sock;
+  if (target && typeof target.localAddress === 'string' && typeof target.remoteAddress === 'string') {
+    return [target.localAddress, target.localPort!, target.remoteAddress, target.remotePort];
+  }
+  // An accepted connection whose net.Socket does not exist yet: ask its handle.
+  const local: { address?: string; port?: number } = {};
+  const remote: { address?: string; port?: number } = {};
+  if (typeof handle.getsockname !== 'function' || handle.getsockname(local) !== 0 || typeof local.address !== 'string') throw notTcp(what);
+  const connected = typeof handle.getpeername === 'function' && handle.getpeername(remote) === 0 && typeof remote.address === 'string';
+  return [local.address, local.port!, connected ? remote.address : undefined, connected ? remote.port : undefined];
+}
+
+/**
+ * The OS socket of an open handle. A descriptor is cached on its handle and used only while that handle
+ * still reports it, so a number the OS has handed out again is never touched. Where the socket is found by
+ * its addresses (Windows, Bun, Deno), nothing is cached here: the native lookup verifies every hit.
+ */
+export function osSocketOf(target: Socket | Server | undefined, handle: Handle, what: string): number {
+  const fd = handle.fd;
+  const cached = handle[kOsSocket];
+  if (cached !== undefined) {
+    if (cached === fd) return cached;
+    throw socketClosed();
+  }
+  if (typeof fd === 'number' && fd >= 0 && !platform.locateByAddress) {
+    const sock = native(() => binding.resolve(fd, undefined, undefined, undefined, undefined));
+    handle[kOsSocket] = sock;
+    return sock;
+  }
+  if (isNodeTcp(handle)) throw socketClosed();
+  if (isPipe(handle)) throw notTcp(what);
+  const [localAddress, localPort, remoteAddress, remotePort] = endpointOf(target, handle, what);
+  return native(() => binding.resolve(-1, localAddress, localPort, remoteAddress, remotePort));
+}
+
+/** An accepted connection's handle straight from a TCP listener: its descriptor needs no type check. */
+export function adoptAccepted(handle: Handle): void {
+  const fd = handle.fd;
+  if (typeof fd === 'number' && fd >= 0 && isNodeTcp(handle)) handle[kOsSocket] = fd;
 }
 
 function annotated(error: unknown): unknown {

@@ -1,9 +1,10 @@
+import type { Server, Socket } from 'node:net';
 import { UNSET } from './binding';
 import { keepaliveError } from './errors';
-import { Handle, osSocketOf, read, socketClosed, tcpHandleOf } from './handle';
+import { osSocketOf, read, socketClosed, tcpHandleOf } from './handle';
 import { KeepaliveOptions, KeepaliveValues, Limits, platform, validate } from './options';
 import { applyToServer } from './server';
-import { applyToSocket } from './socket';
+import { applyToSocket, realSocket } from './socket';
 import { handleOf, isServer, isSocket, KeepaliveTarget, notATarget } from './target';
 
 export type { KeepaliveErrorCode } from './errors';
@@ -22,7 +23,7 @@ export const limits: Readonly<Limits> = Object.freeze({ ...platform });
  */
 export function applyKeepalive<T extends KeepaliveTarget>(target: T, options: KeepaliveOptions): T {
   const settings = validate(options);
-  if (isSocket(target)) applyToSocket(target, settings);
+  if (isSocket(target)) applyToSocket(realSocket(target), settings);
   else if (isServer(target)) applyToServer(target, settings);
   else throw notATarget(target);
   return target;
@@ -30,18 +31,22 @@ export function applyKeepalive<T extends KeepaliveTarget>(target: T, options: Ke
 
 /** Reads the keepalive settings the kernel holds for a connected socket or a listening server, in ms. */
 export function getKeepalive(target: KeepaliveTarget): KeepaliveValues {
-  let handle: Handle;
+  let what: 'socket' | 'server';
+  let of: Socket | Server;
   if (isSocket(target)) {
-    if (target.destroyed) throw socketClosed();
-    if (target.connecting || !handleOf(target)) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The socket is not connected yet');
-    handle = tcpHandleOf(target, 'socket');
+    of = realSocket(target);
+    if (of.destroyed) throw socketClosed();
+    if (of.connecting || !handleOf(of)) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The socket is not connected yet');
+    what = 'socket';
   } else if (isServer(target)) {
     if (!target.listening) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The server is not listening');
-    handle = tcpHandleOf(target, 'server');
+    of = target;
+    what = 'server';
   } else {
     throw notATarget(target);
   }
-  const [onoff, keepalivetime, keepaliveinterval, keepalivecount, usertimeout] = read(osSocketOf(target, handle, 'socket'));
+  const handle = tcpHandleOf(of, what);
+  const [onoff, keepalivetime, keepaliveinterval, keepalivecount, usertimeout] = read(osSocketOf(of, handle, what));
   const known = (value: number): number | undefined => (value === UNSET ? undefined : value);
   return {
     onoff: onoff !== 0,

@@ -25,8 +25,10 @@ export interface KeepaliveValues {
 }
 
 export interface Limits {
-  /** How many ms one unit of the kernel's option is: values are rounded up to it. */
+  /** How many ms one unit of the kernel's idle time and interval is: values are rounded up to it. */
   unit: number;
+  /** How many ms one unit of the kernel's usertimeout is (Linux's TCP_USER_TIMEOUT takes ms, the others seconds). */
+  usertimeoutUnit: number;
   keepalivetime: number;
   keepaliveinterval: number;
   keepalivecount: number | undefined;
@@ -40,11 +42,11 @@ export interface Limits {
 const INT32_MAX = 2 ** 31 - 1;
 
 const PLATFORMS: Record<string, Limits> = {
-  linux: { unit: 1000, keepalivetime: 32767 * 1000, keepaliveinterval: 32767 * 1000, keepalivecount: 127, usertimeout: INT32_MAX, inheritsFromListener: true, locateByAddress: false },
-  android: { unit: 1000, keepalivetime: 32767 * 1000, keepaliveinterval: 32767 * 1000, keepalivecount: 127, usertimeout: INT32_MAX, inheritsFromListener: true, locateByAddress: false },
-  darwin: { unit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: INT32_MAX, usertimeout: INT32_MAX, inheritsFromListener: false, locateByAddress: false },
-  freebsd: { unit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: INT32_MAX, usertimeout: undefined, inheritsFromListener: false, locateByAddress: false },
-  win32: { unit: 1, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: 255, usertimeout: INT32_MAX, inheritsFromListener: false, locateByAddress: true },
+  linux: { unit: 1000, usertimeoutUnit: 1, keepalivetime: 32767 * 1000, keepaliveinterval: 32767 * 1000, keepalivecount: 127, usertimeout: INT32_MAX, inheritsFromListener: true, locateByAddress: false },
+  android: { unit: 1000, usertimeoutUnit: 1, keepalivetime: 32767 * 1000, keepaliveinterval: 32767 * 1000, keepalivecount: 127, usertimeout: INT32_MAX, inheritsFromListener: true, locateByAddress: false },
+  darwin: { unit: 1000, usertimeoutUnit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: INT32_MAX, usertimeout: INT32_MAX, inheritsFromListener: false, locateByAddress: false },
+  freebsd: { unit: 1000, usertimeoutUnit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: INT32_MAX, usertimeout: undefined, inheritsFromListener: false, locateByAddress: false },
+  win32: { unit: 1, usertimeoutUnit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: 255, usertimeout: INT32_MAX, inheritsFromListener: false, locateByAddress: true },
 };
 
 export const platform: Readonly<Limits> = PLATFORMS[process.platform] ?? PLATFORMS.freebsd;
@@ -60,16 +62,19 @@ export interface Settings {
 
 const OPTION_NAMES: ReadonlySet<string> = new Set(['onoff', 'keepalivetime', 'keepaliveinterval', 'keepalivecount', 'usertimeout']);
 
-function describeLimit(max: number, min: number, unit: string): string {
-  if (platform.unit === 1000 && unit === 'ms') return `an integer >= ${min} and <= ${max} (${max / 1000} s on ${process.platform}, where ms are rounded up to whole seconds)`;
-  return `an integer >= ${min} and <= ${max} on ${process.platform}`;
+/** The range, in the option's own unit, and how the kernel takes it on this platform. */
+function describeLimit(max: number, min: number, unit: 'ms' | 'probes', kernelUnit: number): string {
+  const range = `an integer >= ${min} and <= ${max}`;
+  if (unit === 'probes') return `${range} on ${process.platform}`;
+  if (kernelUnit === 1) return `${range} (ms on ${process.platform}, which takes them as they are, not rounded)`;
+  return `${range} (${Math.floor(max / kernelUnit)} s on ${process.platform}, where ms are rounded up to whole seconds)`;
 }
 
-function integerIn(value: unknown, name: keyof KeepaliveOptions, min: number, max: number | undefined, unit: string, required = false): number {
+function integerIn(value: unknown, name: keyof KeepaliveOptions, min: number, max: number | undefined, unit: 'ms' | 'probes', kernelUnit: number, required = false): number {
   if (value === undefined && !required) return UNSET;
   if (typeof value !== 'number') throw invalidArgType(`options.${name}`, required ? 'of type number (it is required when onoff is on)' : 'of type number', value);
   if (max === undefined) throw keepaliveError('ERR_KEEPALIVE_UNSUPPORTED', `options.${name} cannot be set on ${process.platform}`);
-  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(`options.${name}`, describeLimit(max, min, unit), value);
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(`options.${name}`, describeLimit(max, min, unit, kernelUnit), value);
   return value;
 }
 
@@ -87,9 +92,9 @@ export function validate(options: unknown): Settings {
   if (onoff === false || onoff === 0) return { onoff: false, keepalivetime: UNSET, keepaliveinterval: UNSET, keepalivecount: UNSET, usertimeout: UNSET };
   return {
     onoff: true,
-    keepalivetime: integerIn(opts.keepalivetime, 'keepalivetime', 1, platform.keepalivetime, 'ms', true),
-    keepaliveinterval: integerIn(opts.keepaliveinterval, 'keepaliveinterval', 1, platform.keepaliveinterval, 'ms', true),
-    keepalivecount: integerIn(opts.keepalivecount, 'keepalivecount', 1, platform.keepalivecount, 'probes'),
-    usertimeout: integerIn(opts.usertimeout, 'usertimeout', 0, platform.usertimeout, 'ms'),
+    keepalivetime: integerIn(opts.keepalivetime, 'keepalivetime', 1, platform.keepalivetime, 'ms', platform.unit, true),
+    keepaliveinterval: integerIn(opts.keepaliveinterval, 'keepaliveinterval', 1, platform.keepaliveinterval, 'ms', platform.unit, true),
+    keepalivecount: integerIn(opts.keepalivecount, 'keepalivecount', 1, platform.keepalivecount, 'probes', 1),
+    usertimeout: integerIn(opts.usertimeout, 'usertimeout', 0, platform.usertimeout, 'ms', platform.usertimeoutUnit),
   };
 }

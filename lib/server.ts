@@ -1,67 +1,204 @@
 import type { Server } from 'node:net';
-import { Internal, kOsSocket, osSocketOf, tcpHandleOf, write } from './handle';
+import { NativeValues, UNSET } from './binding';
+import type { CodedError } from './errors';
+import { adoptAccepted, Handle, innermost, Internal, isPipe, kHandleState, notTcp, osSocketOf, read, write } from './handle';
 import { platform, Settings } from './options';
-import { configureConnected } from './socket';
-import { installHandleState, StickySocket } from './sticky';
+import { applyToSocket, withOmittedResolved } from './socket';
+import { destroyOnError, installHandleState, installSocketState, OnError, StickySocket } from './sticky';
+import { handleOf } from './target';
 
 interface ServerState {
   settings: Settings;
-  listenerApplied: boolean;
+  onError: OnError;
+  /** The not-TCP warning was given. */
+  warned: boolean;
 }
+
+/**
+ * How an accepted connection gets the settings. `write`: one full apply each. `verify`: Linux copies the
+ * listening socket's options into each connection when its handshake completes, so those already queued when
+ * the listener was configured hold the old ones; the accept queue is FIFO, so once one connection is read to
+ * hold ours, every later one does (`inherited`: nothing to do).
+ */
+type Mode = 'write' | 'verify' | 'inherited';
+
+interface ListenerState {
+  server: ServerWithState;
+  /** The server settings this listener was prepared for. */
+  settings: Settings;
+  mode: Mode;
+  /** `settings` with the omitted fields resolved (from the listener in `verify`, from the first connection in `write`). */
+  effective: Settings | undefined;
+  original: OnConnection;
+}
+
+type OnConnection = (this: ListenerHandle, err: number, clientHandle?: AcceptedHandle) => unknown;
+type ListenerHandle = Handle & { onconnection?: OnConnection; [kListener]?: ListenerState };
+type AcceptedHandle = Handle & { [kAcceptError]?: Error };
 
 const kServerState = Symbol('tcp-keepalive.server');
+const kListener = Symbol('tcp-keepalive.listener');
+const kAcceptError = Symbol('tcp-keepalive.accept-error');
 
-type ServerWithState = Internal<Server> & { [kServerState]?: ServerState };
+type ServerWithState = Internal<Server> & { [kServerState]?: ServerState; _connectionKey?: string };
 
-function onServerConnection(this: ServerWithState, socket: StickySocket): void {
-  const state = this[kServerState];
-  if (!state) return;
-  const nodeResetsKeepalive = (this as Server & { keepAlive?: boolean }).keepAlive === true;
+export const NOT_TCP_WARNING = 'TCP_KEEPALIVE_NOT_TCP';
+
+function warnNotTcp(server: ServerWithState, state: ServerState): void {
+  if (state.warned) return;
+  state.warned = true;
+  const where = server.address();
+  process.emitWarning(
+    `applyKeepalive: this server listens on ${typeof where === 'string' ? `the Unix-domain socket or pipe ${where}` : 'a socket that is not TCP'}, which has no TCP keepalive; it and its connections are left as they are and keep working (reported once per server)`,
+    { type: 'TcpKeepaliveWarning', code: NOT_TCP_WARNING },
+  );
+}
+
+let clusterWorker: boolean | undefined;
+
+function isClusterWorker(): boolean {
+  clusterWorker ??= (require('node:cluster') as { isWorker?: boolean }).isWorker === true;
+  return clusterWorker;
+}
+
+/**
+ * The listener's options reach only this server's connections when this process created the listening socket
+ * itself from a port (`_connectionKey` "4:…" or "6:…"), outside a cluster worker. A cluster worker shares the
+ * primary's socket with every other worker (or gets round-robin connections from it), and a socket passed in
+ * as a handle or descriptor may be shared with other processes: configuring it would change their connections.
+ */
+function ownsListener(server: ServerWithState, handle: Handle): boolean {
+  return (
+    platform.inheritsFromListener &&
+    typeof handle.fd === 'number' &&
+    handle.fd >= 0 &&
+    typeof server._connectionKey === 'string' &&
+    /^[46]:/.test(server._connectionKey) &&
+    !isClusterWorker()
+  );
+}
+
+/** The kernel holds `s` (values read in ms, rounded as the kernel rounds). */
+function holds(v: NativeValues, s: Settings): boolean {
+  if ((v[0] !== 0) !== s.onoff) return false;
+  if (!s.onoff) return true;
+  const up = (ms: number, unit: number): number => Math.ceil(ms / unit) * unit;
+  return (
+    v[1] === up(s.keepalivetime, platform.unit) &&
+    v[2] === up(s.keepaliveinterval, platform.unit) &&
+    (s.keepalivecount === UNSET || v[3] === s.keepalivecount) &&
+    (s.usertimeout === UNSET || v[4] === up(s.usertimeout, platform.usertimeoutUnit))
+  );
+}
+
+/** Runs for each connection the listening socket accepts, before Node wraps it in a net.Socket. */
+function accepted(listener: ListenerState, clientHandle: AcceptedHandle): void {
+  const server = listener.server;
+  const state = server[kServerState];
+  if (!state || listener.settings !== state.settings) return;
+  if (isPipe(clientHandle)) return warnNotTcp(server, state);
   try {
-    if (state.listenerApplied && !nodeResetsKeepalive) {
-      const handle = tcpHandleOf(socket, 'socket');
-      handle[kOsSocket] = handle.fd;
-      installHandleState(socket, handle, state.settings);
-    } else {
-      configureConnected(socket, state.settings);
+    adoptAccepted(clientHandle);
+    if (listener.mode !== 'inherited') {
+      const sock = osSocketOf(undefined, clientHandle, 'socket');
+      if (listener.mode === 'verify') {
+        if (holds(read(sock), listener.effective!)) listener.mode = 'inherited';
+        else write(sock, listener.effective!);
+      } else {
+        listener.effective ??= withOmittedResolved(state.settings, sock, undefined);
+        write(sock, state.settings);
+      }
     }
+    installHandleState(undefined, clientHandle, listener.effective!, state.onError);
   } catch (error) {
-    socket.destroy(error as Error);
+    clientHandle[kAcceptError] = error as Error;
   }
 }
 
-function applyToListener(server: ServerWithState, state: ServerState): void {
-  const handle = tcpHandleOf(server, 'server');
-  if (!platform.inheritsFromListener) return;
-  const fd = handle.fd;
-  if (typeof fd !== 'number' || fd < 0) {
-    state.listenerApplied = false;
-    return;
-  }
-  write(osSocketOf(server, handle, 'server'), state.settings);
-  state.listenerApplied = true;
+/**
+ * The listening handle's `onconnection`, which Node calls for every accepted connection (a cluster worker's
+ * round-robin handle too): the settings are in place before Node's own `keepAlive` option, and before every
+ * `connection` listener, whatever order they were added in.
+ */
+function onconnectionWithKeepalive(this: ListenerHandle, err: number, clientHandle?: AcceptedHandle): unknown {
+  const listener = this[kListener]!;
+  if (!err && clientHandle) accepted(listener, clientHandle);
+  return listener.original.call(this, err, clientHandle);
 }
 
+/** Sets the listener up for `state.settings`; throws, having changed nothing, if it is not TCP. */
+function prepareListener(server: ServerWithState, state: ServerState): void {
+  const handle = handleOf(server) as ListenerHandle | undefined;
+  if (!handle) return;
+  if (typeof server.address() === 'string' || isPipe(handle)) throw notTcp('server');
+  const current = handle[kListener];
+  if (current && current.settings === state.settings) return;
+  let mode: Mode = 'write';
+  let effective: Settings | undefined;
+  if (ownsListener(server, handle)) {
+    const sock = osSocketOf(server, handle, 'server');
+    effective = withOmittedResolved(state.settings, sock, undefined);
+    write(sock, state.settings);
+    mode = 'verify';
+  }
+  const original = current ? current.original : handle.onconnection;
+  if (typeof original !== 'function') return; // no handle to hook (Bun): the `connection` listener applies per socket
+  handle[kListener] = { server, settings: state.settings, mode, effective, original };
+  if (!current) handle.onconnection = onconnectionWithKeepalive;
+}
+
+/** On every `listening`: a server closed and listening again has a new listening socket. */
 function onServerListening(this: ServerWithState): void {
   const state = this[kServerState];
   if (!state) return;
   try {
-    applyToListener(this, state);
+    prepareListener(this, state);
   } catch (error) {
-    this.close();
-    this.emit('error', error);
+    if ((error as CodedError).code === 'ERR_KEEPALIVE_NOT_TCP') warnNotTcp(this, state);
+    // Otherwise the listener could not be configured: the `connection` listener configures each socket.
   }
 }
 
-/** Every connection the server accepts gets the settings before the server's `connection` listeners run. */
-export function applyToServer(server: ServerWithState, settings: Settings): void {
-  const existing = server[kServerState];
-  const state: ServerState = { settings, listenerApplied: existing?.listenerApplied ?? false };
-  if (server.listening) {
-    applyToListener(server, state);
-  } else if (server._handle === null && !existing) {
-    server.prependOnceListener('listening', onServerListening);
+/**
+ * For connections the listening handle did not hand us: emitted by other code (`server.emit('connection', s)`,
+ * sticky-session balancers), or from a server with no handle to hook. Also names the socket on the handle state.
+ */
+function onServerConnection(this: ServerWithState, socket: StickySocket): void {
+  const state = this[kServerState];
+  if (!state || socket.destroyed) return;
+  const outer = handleOf(socket);
+  if (!outer) return;
+  const handle = innermost(outer) as AcceptedHandle;
+  const failed = handle[kAcceptError];
+  if (failed) {
+    handle[kAcceptError] = undefined;
+    state.onError(socket, failed);
+    return;
   }
+  const own = handle[kHandleState];
+  if (own) {
+    own.owner ??= socket;
+    installSocketState(socket, own.onError);
+    return;
+  }
+  if (isPipe(handle)) return warnNotTcp(this, state);
+  try {
+    applyToSocket(socket, state.settings, state.onError);
+  } catch (error) {
+    state.onError(socket, error as Error);
+  }
+}
+
+/**
+ * Every connection the server emits from now on gets the settings before the server's `connection` listeners
+ * run. Throws, having installed nothing, when the server already listens on something that is not TCP.
+ */
+export function applyToServer(server: ServerWithState, settings: Settings, onError: OnError = destroyOnError): void {
+  const existing = server[kServerState];
+  const state: ServerState = { settings, onError, warned: existing?.warned ?? false };
+  if (server.listening) prepareListener(server, state);
   server[kServerState] = state;
-  if (!existing) server.prependListener('connection', onServerConnection);
+  if (existing) return;
+  server.prependListener('listening', onServerListening);
+  server.prependListener('connection', onServerConnection);
 }

@@ -1,37 +1,128 @@
-import { isPipe, notTcp, osSocketOf, socketClosed, tcpHandleOf, write } from './handle';
+import { Socket } from 'node:net';
+import { types } from 'node:util';
+import { UNSET } from './binding';
+import { innermost, isPipe, kHandleState, notTcp, osSocketOf, read, socketClosed, tcpHandleOf, write } from './handle';
 import type { Settings } from './options';
-import { installHandleState, installSocketState, kSocketState, StickySocket } from './sticky';
-import { handleOf } from './target';
+import { destroyOnError, installHandleState, installSocketState, kSocketState, OnError, SocketState, StickySocket } from './sticky';
+import { handleOf, notATarget } from './target';
 
-/** Writes settings to a connected socket and keeps them sticky. */
-export function configureConnected(socket: StickySocket, settings: Settings, enabled = true): void {
-  const handle = tcpHandleOf(socket, 'socket');
-  write(osSocketOf(socket, handle, 'socket'), enabled ? settings : { ...settings, onoff: false });
-  installHandleState(socket, handle, settings);
+/**
+ * An omitted count or usertimeout means "as it is": the value in force now, which is then kept, so a driver's
+ * later `setKeepAlive(true, n)` (libuv's 10 probes) is undone to it. A field the kernel cannot read (MPTCP)
+ * stays UNSET: left alone, and not re-asserted.
+ */
+export function withOmittedResolved(requested: Settings, sock: number, previous: Settings | undefined): Settings {
+  if (!requested.onoff || (requested.keepalivecount !== UNSET && requested.usertimeout !== UNSET)) return requested;
+  let { keepalivecount, usertimeout } = requested;
+  if (previous?.onoff) {
+    if (keepalivecount === UNSET) keepalivecount = previous.keepalivecount;
+    if (usertimeout === UNSET) usertimeout = previous.usertimeout;
+  }
+  if (keepalivecount === UNSET || usertimeout === UNSET) {
+    try {
+      const values = read(sock);
+      if (keepalivecount === UNSET) keepalivecount = values[3];
+      if (usertimeout === UNSET) usertimeout = values[4];
+    } catch {
+      // Not readable here: left as it is, and not re-asserted.
+    }
+  }
+  return { ...requested, keepalivecount, usertimeout };
 }
 
-function onDeferredConnect(this: StickySocket): void {
-  const state = this[kSocketState];
-  if (!state?.pending) return;
-  const settings = state.pending;
-  state.pending = undefined;
+/**
+ * Writes settings to a connected socket and keeps them sticky; returns them with the omitted fields resolved.
+ * Everything that can fail without changing the socket (finding it, reading it) happens before the write.
+ * `effective` (a reconnect) is written as it is, omitted fields included.
+ */
+function configure(socket: StickySocket, requested: Settings, effective: Settings | undefined, enabled: boolean | undefined, onError: OnError): Settings {
+  const handle = tcpHandleOf(socket, 'socket');
+  const sock = osSocketOf(socket, handle, 'socket');
+  const resolved = effective ?? withOmittedResolved(requested, sock, handle[kHandleState]?.settings);
+  const written = effective ?? requested;
+  // Ours off and a setKeepAlive(true, n) since: Node has applied that call, as it would without us.
+  if (written.onoff || enabled !== true) write(sock, enabled === false ? { ...written, onoff: false } : written);
+  installHandleState(socket, handle, resolved, onError);
+  return resolved;
+}
+
+/** On every `connect` of a socket we were given: settings applied while it connected, or again after a reconnect. */
+function onConnect(socket: StickySocket, state: SocketState): void {
+  if (!state.requested || socket.destroyed) return;
+  const outer = handleOf(socket);
+  if (!outer) return;
+  if (!state.pending && innermost(outer)[kHandleState]) return;
+  state.pending = false;
   try {
-    configureConnected(this, settings, state.pendingOn);
+    state.effective = configure(socket, state.requested, state.effective, state.enabled, state.onError);
   } catch (error) {
-    this.destroy(error as Error);
+    state.onError(socket, error as Error);
   }
 }
 
-/** The one per-socket apply path: now when connected, on `connect` (before the user's listeners) when still connecting. */
-export function applyToSocket(socket: StickySocket, settings: Settings): void {
+/**
+ * The hook on `connect`: the socket's own `emit`, not a listener, so a driver's `removeAllListeners('connect')`
+ * cannot take it away, and it runs before every listener. It stays for the socket's life: `socket.connect()`
+ * after `destroy()` opens a new handle, which gets the settings again.
+ */
+function emitWithKeepalive(this: StickySocket, event: string | symbol): boolean {
+  const state = this[kSocketState]!;
+  if (event === 'connect') onConnect(this, state);
+  // eslint-disable-next-line prefer-rest-params
+  return (state.originalEmit as (...args: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
+}
+
+function hookConnect(socket: StickySocket, state: SocketState): void {
+  if (state.originalEmit) return;
+  state.originalEmit = socket.emit;
+  socket.emit = emitWithKeepalive as Socket['emit'];
+}
+
+/**
+ * The one per-socket apply path: now when connected, on `connect` (before the user's listeners) when still
+ * connecting, and again on every later `connect` of the same socket. Throws, having changed nothing, when the
+ * socket cannot take the settings now; `onError` handles what fails later.
+ */
+export function applyToSocket(socket: StickySocket, settings: Settings, onError: OnError = destroyOnError): void {
   if (socket.destroyed) throw socketClosed();
   if (socket.connecting || !handleOf(socket)) {
-    if (socket._handle && isPipe(socket._handle)) throw notTcp('socket');
-    const state = installSocketState(socket);
-    if (!state.pending) socket.prependOnceListener('connect', onDeferredConnect);
-    state.pending = settings;
-    state.pendingOn = true;
+    const outer = socket._handle;
+    if (outer && isPipe(innermost(outer))) throw notTcp('socket');
+    const state = installSocketState(socket, onError);
+    state.requested = settings;
+    state.effective = undefined;
+    state.pending = true;
+    state.enabled = undefined;
+    state.onError = onError;
+    hookConnect(socket, state);
     return;
   }
-  configureConnected(socket, settings);
+  const effective = configure(socket, settings, undefined, undefined, onError);
+  const state = installSocketState(socket, onError);
+  state.requested = settings;
+  state.effective = effective;
+  state.pending = false;
+  state.enabled = undefined;
+  state.onError = onError;
+  hookConnect(socket, state);
+}
+
+const kNeverEmitted = Symbol('tcp-keepalive.never-emitted');
+function noop(): void {}
+
+/**
+ * The socket behind a proxy: http2's `session.socket` forwards reads and EventEmitter calls to the real socket
+ * but throws ERR_HTTP2_NO_SOCKET_MANIPULATION on `setKeepAlive` and `emit`. An EventEmitter method returns its
+ * real `this`; removing a listener that was never added changes nothing.
+ */
+export function realSocket(socket: Socket): StickySocket {
+  if (!types.isProxy(socket)) return socket;
+  let real: unknown;
+  try {
+    real = socket.removeListener(kNeverEmitted, noop);
+  } catch {
+    real = undefined;
+  }
+  if (!(real instanceof Socket) || types.isProxy(real)) throw notATarget(socket);
+  return real;
 }
