@@ -51,7 +51,6 @@ struct ka_context {
   uv_loop_t* loop;
   ka_stats stats;
   std::vector<ka_fd> fds;
-  int highest;
   std::unordered_map<ka_key, int> sockets;
 };
 
@@ -60,7 +59,6 @@ ka_context* ka_context_new(uv_loop_t* loop) {
   if (ctx == nullptr) return nullptr;
   ctx->loop = loop;
   ctx->stats = {0, 0, 0};
-  ctx->highest = -1;
   return ctx;
 }
 
@@ -312,6 +310,7 @@ static bool list_fds(std::vector<int>* out) {
 // New descriptors take the lowest free number: an incremental scan looks again at every number not known to
 // hold a settled socket (unconnected sockets; files, pipes and the like by one fstat, as they come and go) and
 // at the first KA_FREE_RUN numbers of each run of free ones, up to the highest known and KA_FREE_RUN past it.
+// A descriptor far past the highest known (dup2 to a high number) is found only by the full scan.
 // It makes no system call for a known connection or listener, so finding a new socket costs about the same with
 // 20 or 2000 connections open. A full scan lists the table.
 #define KA_FREE_RUN 4
@@ -321,19 +320,16 @@ static void scan(ka_context* ctx, bool full) {
   std::vector<int> listed;
   if (full && list_fds(&listed)) {
     std::vector<bool> open(ctx->fds.size(), false);
-    int highest = -1;
     for (int fd : listed) {
-      if (describe(ctx, fd) && fd > highest) highest = fd;
+      describe(ctx, fd);
       if ((size_t) fd < open.size()) open[fd] = true;
     }
     for (size_t fd = 0; fd < open.size(); fd++) {
       if (!open[fd] && ctx->fds[fd].kind != KA_FD_UNSEEN) forget(ctx, (int) fd);
     }
-    ctx->highest = highest;
     return;
   }
   int free_run = 0;
-  int highest = -1;
   for (int fd = 0;; fd++) {
     if (free_run >= KA_FREE_RUN) {
       // New descriptors fill a run of free numbers from its bottom: skip the rest of the run.
@@ -345,13 +341,11 @@ static void scan(ka_context* ctx, bool full) {
     }
     bool known = !full && (size_t) fd < ctx->fds.size();
     if ((known && ctx->fds[fd].kind == KA_FD_SETTLED) || (known && ctx->fds[fd].kind == KA_FD_OTHER && same_inode(ctx, fd)) || describe(ctx, fd)) {
-      highest = fd;
       free_run = 0;
     } else {
       free_run++;
     }
   }
-  ctx->highest = highest;
 }
 
 // One fstat per known descriptor: a number whose inode changed (closed and taken again) or that is free now is
