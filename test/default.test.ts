@@ -1,0 +1,208 @@
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as diagnosticsChannel from 'node:diagnostics_channel';
+import { createRequire } from 'node:module';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import * as readline from 'node:readline';
+import { afterAll, describe, expect, it } from 'vitest';
+import { applyKeepalive, setDefaultKeepalive } from '../dist/index.js';
+import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
+import { Netns, netnsUnavailable, removeAllNetns } from './support/netns';
+
+/**
+ * setDefaultKeepalive on every path a socket can take, on every Node version: net.connect, new Socket().connect
+ * (Node 20 publishes no diagnostics message for it), tls.connect (nor for it), TLS over a connected socket,
+ * http/https agents, http2, global fetch, accepted sockets of net/tls/http/https/http2 servers; the filter,
+ * explicit applyKeepalive winning, stickiness against a driver's setKeepAlive, non-TCP sockets, a failing
+ * socket (one warning), and null. Each socket is read from outside the process (ss + the pidfd observer).
+ */
+
+const root = join(__dirname, '..');
+const DIST = join(root, 'dist', 'index.js');
+const SCRIPT = join(__dirname, 'support', 'default-paths.js');
+const DEFAULT: KernelOptions = { so_keepalive: 1, tcp_keepidle: 2, tcp_keepintvl: 1, tcp_keepcnt: 2, tcp_user_timeout: 3000 };
+const UNTOUCHED = { so_keepalive: 0, tcp_user_timeout: 0 };
+
+interface NodeVersions {
+  unsupported: string | undefined;
+  nodeVersions(majors?: number[]): Array<{ version: string; node: string }>;
+}
+const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(root, 'scripts', 'node-versions.js')) as NodeVersions;
+
+describe('setDefaultKeepalive: the call itself', () => {
+  const connect = Socket.prototype.connect;
+  const hooked = (): boolean =>
+    diagnosticsChannel.channel('net.server.socket').hasSubscribers || diagnosticsChannel.channel('net.client.socket').hasSubscribers || Socket.prototype.connect !== connect;
+
+  it('rejects bad options with the same typed errors as applyKeepalive, and installs nothing', () => {
+    const cases: Array<[unknown, string]> = [
+      [undefined, 'ERR_INVALID_ARG_TYPE'],
+      ['fast', 'ERR_INVALID_ARG_TYPE'],
+      [{ keepalivetime: 2000 }, 'ERR_INVALID_ARG_TYPE'],
+      [{ keepalivetime: 2000, keepaliveinterval: 1000, keepalivecount: 0 }, 'ERR_OUT_OF_RANGE'],
+      [{ keepalivetime: -1, keepaliveinterval: 1000 }, 'ERR_OUT_OF_RANGE'],
+      [{ keepalivetime: 2000, keepaliveinterval: 1000, keepalive: 3 }, 'ERR_INVALID_ARG_VALUE'],
+    ];
+    for (const [options, code] of cases) {
+      let fromApply: unknown;
+      try {
+        applyKeepalive(new Socket(), options as never);
+      } catch (error) {
+        fromApply = error;
+      }
+      expect(() => setDefaultKeepalive(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code, message: (fromApply as Error).message }));
+      expect(hooked(), 'nothing installed').toBe(false);
+    }
+  });
+
+  it('rejects a config that is not an object, or a filter that is not a function, before anything is installed', () => {
+    const options = { keepalivetime: 2000, keepaliveinterval: 1000 };
+    expect(() => setDefaultKeepalive(options, 'client' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' }));
+    expect(() => setDefaultKeepalive(options, { filter: true as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('config.filter') }));
+    expect(hooked()).toBe(false);
+  });
+
+  it('installs its hooks on the first call and removes them all on null', () => {
+    setDefaultKeepalive({ keepalivetime: 2000, keepaliveinterval: 1000 });
+    setDefaultKeepalive({ keepalivetime: 3000, keepaliveinterval: 1000 });
+    expect(diagnosticsChannel.channel('net.server.socket').hasSubscribers).toBe(true);
+    const major = Number(process.versions.node.split('.')[0]);
+    if (major >= 22) expect(diagnosticsChannel.channel('net.client.socket').hasSubscribers).toBe(true);
+    else expect(Socket.prototype.connect).not.toBe(connect);
+    setDefaultKeepalive(null);
+    expect(hooked()).toBe(false);
+    setDefaultKeepalive(null);
+    expect(hooked()).toBe(false);
+  });
+});
+
+const unavailable = netnsUnavailable ?? observerUnavailable ?? versionsUnavailable;
+mustRunInCi('setDefaultKeepalive on every connect/accept path, Node 20/22/24/26 (namespaces, pidfd observer)', unavailable);
+
+interface Ports {
+  local: number;
+  peer: number;
+}
+
+interface Observation {
+  pid: number;
+  port: Record<string, number>;
+  connections: Record<string, Ports>;
+  filtered: Array<{ side: 'client' | 'server'; serverPort: number; known: boolean }>;
+  warnings: Array<{ name: string; code: string; message: string }>;
+  rejected: string;
+  unix: string;
+  fetched: string;
+  stillWorks?: boolean;
+}
+
+/** Every established TCP socket of `pid` in the namespace, by "localPort>peerPort", read by the observer. */
+function socketsOf(netns: Netns, pid: number): Map<string, KernelOptions> {
+  const out = execFileSync('ip', ['netns', 'exec', netns.name, 'ss', '-tnpH', 'state', 'established'], { encoding: 'utf8' });
+  const found = new Map<string, KernelOptions>();
+  for (const line of out.split('\n')) {
+    const columns = line.trim().split(/\s+/);
+    const fd = new RegExp(`pid=${pid},fd=(\\d+)`).exec(line);
+    if (columns.length < 5 || !fd) continue;
+    const port = (address: string): string => address.slice(address.lastIndexOf(':') + 1);
+    found.set(`${port(columns[2])}>${port(columns[3])}`, kernelOptionsOf(pid, Number(fd[1])));
+  }
+  return found;
+}
+
+/** Runs default-paths.js under `node` in a namespace; returns what it reported and the observed sockets, per phase. */
+function runPaths(node: string): Promise<Array<{ report: Observation; sockets: Map<string, KernelOptions> }>> {
+  const netns = new Netns();
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', netns.name, node, SCRIPT, DIST], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const phases: Array<{ report: Observation; sockets: Map<string, KernelOptions> }> = [];
+  let stderr = '';
+  let failure = '';
+  let pid = 0;
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    const message = JSON.parse(line) as { ev: string; error?: string } & Observation;
+    if (message.ev === 'failed') failure = message.error!;
+    if (message.ev !== 'observe') return;
+    pid ||= message.pid;
+    phases.push({ report: message, sockets: socketsOf(netns, pid) });
+    child.stdin!.write('go\n');
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve, reject) => {
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      netns.destroy();
+      if (code === 0 && phases.length === 2) resolve(phases);
+      else reject(new Error(`default-paths.js exited ${code}: ${failure || stderr}`));
+    });
+  });
+}
+
+const CONFIGURED = [
+  'net.connect',
+  'new net.Socket().connect',
+  'net.createConnection',
+  'tls.connect',
+  'tls.connect over a connected socket',
+  "a driver's setKeepAlive(true, 60000) afterwards (sticky)",
+  'http.get (http.Agent keepAlive)',
+  'https.get (https.Agent keepAlive)',
+  'http2.connect',
+];
+const EXPLICIT: Record<string, Partial<KernelOptions>> = {
+  'applyKeepalive before connect() (explicit wins)': { so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 5 },
+  'applyKeepalive while connecting (explicit wins)': { so_keepalive: 1, tcp_keepidle: 6, tcp_keepintvl: 6 },
+  'applyKeepalive after connect (explicit wins)': { so_keepalive: 1, tcp_keepidle: 7, tcp_keepintvl: 7 },
+};
+
+afterAll(() => removeAllNetns());
+
+describe.skipIf(unavailable)('setDefaultKeepalive on every path, seen from outside the process', { concurrent: true }, () => {
+  for (const { version, node } of unavailable ? [] : nodeVersions()) {
+    it(`Node ${version}: every client and accepted socket gets the default; filter, explicit, sticky, non-TCP, failure and null behave`, async () => {
+      const [first, second] = await runPaths(node);
+      const { report, sockets } = first;
+      const clientEnd = (p: Ports): KernelOptions | undefined => sockets.get(`${p.local}>${p.peer}`);
+      const serverEnd = (p: Ports): KernelOptions | undefined => sockets.get(`${p.peer}>${p.local}`);
+
+      for (const name of CONFIGURED) {
+        const p = report.connections[name];
+        expect(clientEnd(p), `${name}: client end`).toEqual(DEFAULT);
+        expect(serverEnd(p), `${name}: the end its server accepted`).toEqual(DEFAULT);
+      }
+      for (const [name, values] of Object.entries(EXPLICIT)) {
+        const p = report.connections[name];
+        expect(clientEnd(p), `${name}: client end`).toMatchObject(values);
+        expect(serverEnd(p), `${name}: the end its server accepted`).toEqual(DEFAULT);
+      }
+      for (const name of ['filter returns false', 'filter throws (warning, socket works)', 'filter throws, again (one warning)']) {
+        const p = report.connections[name];
+        expect(clientEnd(p), `${name}: client end`).toMatchObject(UNTOUCHED);
+        expect(serverEnd(p), `${name}: the end its server accepted`).toMatchObject(UNTOUCHED);
+      }
+      expect(report.warnings, 'a failure is reported once, as a coded warning').toEqual([
+        expect.objectContaining({ name: 'TcpKeepaliveWarning', code: 'TCP_KEEPALIVE_DEFAULT_FAILED', message: expect.stringContaining('a filter that throws') }),
+      ]);
+      expect(report.filtered.length).toBeGreaterThan(0);
+      expect(report.filtered.every((f) => f.known), 'the filter runs once the addresses are known').toBe(true);
+      expect(new Set(report.filtered.map((f) => f.side))).toEqual(new Set(['client', 'server']));
+      expect(report.rejected, 'bad options throw at the call').toBe('ERR_OUT_OF_RANGE');
+      expect(report.unix, 'a Unix-domain socket is left alone and works').toBe('ping');
+      expect(report.fetched, 'global fetch works').toBe('ok');
+      const webPort = report.port.web;
+      const fetchEnds = [...sockets.entries()].filter(([k]) => k.endsWith(`>${webPort}`));
+      expect(fetchEnds.length, 'http.get and fetch connections to the HTTP server').toBeGreaterThanOrEqual(2);
+      for (const [k, options] of fetchEnds) expect(options, `fetch/http client ${k}`).toEqual(DEFAULT);
+
+      const after = second.report.connections;
+      const clientAfter = (p: Ports): KernelOptions | undefined => second.sockets.get(`${p.local}>${p.peer}`);
+      const serverAfter = (p: Ports): KernelOptions | undefined => second.sockets.get(`${p.peer}>${p.local}`);
+      for (const name of ['net.connect after setDefaultKeepalive(null)', 'tls.connect after setDefaultKeepalive(null)']) {
+        expect(clientAfter(after[name]), name).toMatchObject(UNTOUCHED);
+        expect(serverAfter(after[name]), `${name}: accepted end`).toMatchObject(UNTOUCHED);
+      }
+      expect(clientAfter(after['net.connect (configured before null)']), 'configured before null: kept').toEqual(DEFAULT);
+      expect(second.report.stillWorks, 'the socket whose filter threw still works').toBe(true);
+    }, 90_000);
+  }
+});

@@ -1,0 +1,167 @@
+'use strict';
+// Every way a Node process opens or accepts a TCP connection, with setDefaultKeepalive called once first.
+// Run by default.test.ts inside a private network namespace, under Node 20, 22, 24 and 26 (argv[2]: dist).
+// Prints { ev: 'observe', connections, ... } and waits for a line on stdin (the test reads every socket of
+// this process with its observer meanwhile), then does the same after setDefaultKeepalive(null).
+const fs = require('node:fs');
+const http = require('node:http');
+const http2 = require('node:http2');
+const https = require('node:https');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const readline = require('node:readline');
+const tls = require('node:tls');
+
+const { setDefaultKeepalive, applyKeepalive } = require(process.argv[2]);
+const OPTIONS = { keepalivetime: 2000, keepaliveinterval: 1000, keepalivecount: 2, usertimeout: 3000 };
+const HOST = '127.0.0.1';
+const fixtures = path.join(__dirname, '..', 'fixtures');
+const key = fs.readFileSync(path.join(fixtures, 'key.pem'));
+const cert = fs.readFileSync(path.join(fixtures, 'cert.pem'));
+const clientTls = { ca: cert, servername: 'localhost' };
+
+const warnings = [];
+process.removeAllListeners('warning');
+process.on('warning', (warning) => warnings.push({ name: warning.name, code: warning.code, message: warning.message }));
+
+const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+let resume = () => {};
+readline.createInterface({ input: process.stdin }).on('line', () => resume());
+const observe = (message) =>
+  new Promise((resolve) => {
+    resume = resolve;
+    send({ ev: 'observe', ...message });
+  });
+
+const listen = (server) => new Promise((resolve) => server.listen(0, HOST, () => resolve(server.address().port)));
+const once = (emitter, event) =>
+  new Promise((resolve, reject) => {
+    emitter.once(event, resolve);
+    emitter.once('error', reject);
+  });
+const ports = (socket) => ({ local: socket.localPort, peer: socket.remotePort });
+
+/** The filter sees every TCP connection once its addresses are known; connections to SKIP are left alone, THROW makes it throw. */
+const filtered = [];
+let SKIP = -1;
+let THROW = -1;
+function filter(socket, { side }) {
+  const serverPort = side === 'client' ? socket.remotePort : socket.localPort;
+  filtered.push({ side, serverPort, known: typeof socket.remoteAddress === 'string' && typeof socket.remotePort === 'number' });
+  if (serverPort === THROW) throw new Error('a filter that throws');
+  return serverPort !== SKIP;
+}
+
+async function main() {
+  const plain = net.createServer((socket) => socket.on('error', () => {}));
+  const secure = tls.createServer({ key, cert }, (socket) => socket.on('error', () => {}));
+  const web = http.createServer((req, res) => res.end('ok'));
+  const secureWeb = https.createServer({ key, cert }, (req, res) => res.end('ok'));
+  const h2 = http2.createSecureServer({ key, cert }, (req, res) => res.end('ok'));
+  const skipped = net.createServer((socket) => socket.on('error', () => {}));
+  const throwing = net.createServer((socket) => socket.on('error', () => {}));
+  const unixPath = path.join(os.tmpdir(), `tcpka-default-${process.pid}.sock`);
+  const unix = net.createServer((socket) => socket.pipe(socket));
+  for (const server of [web, secureWeb]) server.keepAliveTimeout = 60_000;
+
+  const port = {
+    plain: await listen(plain),
+    secure: await listen(secure),
+    web: await listen(web),
+    secureWeb: await listen(secureWeb),
+    h2: await listen(h2),
+    skipped: await listen(skipped),
+    throwing: await listen(throwing),
+  };
+  await new Promise((resolve) => unix.listen(unixPath, resolve));
+  SKIP = port.skipped;
+  THROW = port.throwing;
+
+  // Rejected options install nothing.
+  let rejected;
+  try {
+    setDefaultKeepalive({ ...OPTIONS, keepalivecount: 0 });
+  } catch (error) {
+    rejected = error.code;
+  }
+
+  setDefaultKeepalive(OPTIONS, { filter });
+
+  const c = {};
+  c['net.connect'] = net.connect(port.plain, HOST);
+  c['new net.Socket().connect'] = new net.Socket().connect(port.plain, HOST);
+  c['net.createConnection'] = net.createConnection({ port: port.plain, host: HOST });
+  c['tls.connect'] = tls.connect({ port: port.secure, host: HOST, ...clientTls });
+  const raw = net.connect(port.secure, HOST);
+  c['tls.connect over a connected socket'] = tls.connect({ socket: raw, ...clientTls });
+  c['applyKeepalive before connect() (explicit wins)'] = applyKeepalive(new net.Socket(), { keepalivetime: 5000, keepaliveinterval: 5000 }).connect(port.plain, HOST);
+  c['applyKeepalive while connecting (explicit wins)'] = applyKeepalive(net.connect(port.plain, HOST), { keepalivetime: 6000, keepaliveinterval: 6000 });
+  c['filter returns false'] = net.connect(port.skipped, HOST);
+  c['filter throws (warning, socket works)'] = net.connect(port.throwing, HOST);
+  c['filter throws, again (one warning)'] = net.connect(port.throwing, HOST);
+  await Promise.all(Object.values(c).map((socket) => once(socket, socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect')));
+  const late = net.connect(port.plain, HOST);
+  await once(late, 'connect');
+  c['applyKeepalive after connect (explicit wins)'] = applyKeepalive(late, { keepalivetime: 7000, keepaliveinterval: 7000 });
+  const driver = net.connect(port.plain, HOST);
+  await once(driver, 'connect');
+  driver.setKeepAlive(true, 60_000);
+  c["a driver's setKeepAlive(true, 60000) afterwards (sticky)"] = driver;
+
+  const agentSocket = (mod, p, options = {}) =>
+    new Promise((resolve, reject) => {
+      const agent = new mod.Agent({ keepAlive: true });
+      const req = mod.get({ host: HOST, port: p, agent, ...options }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(req.socket));
+      });
+      req.on('error', reject);
+    });
+  c['http.get (http.Agent keepAlive)'] = await agentSocket(http, port.web);
+  c['https.get (https.Agent keepAlive)'] = await agentSocket(https, port.secureWeb, clientTls);
+  const session = http2.connect(`https://localhost:${port.h2}`, { ...clientTls, host: HOST, lookup: (h, o, cb) => (o && o.all ? cb(null, [{ address: HOST, family: 4 }]) : cb(null, HOST, 4)) });
+  session.on('error', () => {});
+  await new Promise((resolve, reject) => {
+    const req = session.request({ ':path': '/' });
+    req.on('error', reject);
+    req.resume();
+    req.on('end', resolve);
+    req.end();
+  });
+  c['http2.connect'] = session.socket;
+  let fetched = 'no global fetch';
+  if (typeof fetch === 'function') {
+    const res = await fetch(`http://${HOST}:${port.web}/`);
+    fetched = await res.text();
+  }
+
+  const unixClient = net.connect(unixPath);
+  await once(unixClient, 'connect');
+  unixClient.write('ping');
+  const echoed = String(await once(unixClient, 'data'));
+
+  const connections = Object.fromEntries(Object.entries(c).map(([name, socket]) => [name, ports(socket)]));
+  await observe({ pid: process.pid, port, connections, filtered, warnings, rejected, unix: echoed, fetched });
+
+  // null stops the default for connections made afterwards; the ones it configured keep their settings.
+  setDefaultKeepalive(null);
+  const after = net.connect(port.plain, HOST);
+  await once(after, 'connect');
+  const tlsAfter = tls.connect({ port: port.secure, host: HOST, ...clientTls });
+  await once(tlsAfter, 'secureConnect');
+  const stillWorks = await new Promise((resolve) => {
+    const socket = c['filter throws (warning, socket works)'];
+    socket.write('x', (error) => resolve(!error && !socket.destroyed));
+  });
+  await observe({
+    connections: { 'net.connect after setDefaultKeepalive(null)': ports(after), 'tls.connect after setDefaultKeepalive(null)': ports(tlsAfter), 'net.connect (configured before null)': ports(c['net.connect']) },
+    stillWorks,
+  });
+  process.exit(0);
+}
+
+main().catch((error) => {
+  send({ ev: 'failed', error: String((error && error.stack) || error) });
+  process.exit(1);
+});
