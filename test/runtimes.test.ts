@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -8,9 +8,9 @@ import * as net from 'node:net';
 import { dirname, join, relative } from 'node:path';
 import * as readline from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { KeepaliveOptions } from '../dist/index.js';
+import { applyKeepalive, getKeepalive, KeepaliveOptions } from '../dist/index.js';
 import { binding } from '../dist/binding.js';
-import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
+import { KernelOptions, kernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
 import { closeAll, connectedPair, listening, track } from './support/net';
 import { monotonicMs, Netns, netnsUnavailable } from './support/netns';
 
@@ -409,4 +409,56 @@ describe.skipIf(process.platform === 'win32')('the lookup by address that Deno a
     expect(Math.max(...many)).toBeLessThanOrEqual(Math.max(...few) + 4);
     expect(hit).toBe(2);
   }, 60_000);
+});
+
+/** A server shaped like Bun's http.Server: an EventEmitter with the server methods, no `_handle`, not a net.Server. */
+function serverShaped(real: net.Server | undefined) {
+  return Object.assign(new EventEmitter(), {
+    listen() {},
+    close() {},
+    address: () => (real ? real.address() : null),
+    getConnections() {},
+    listening: real !== undefined,
+  });
+}
+
+/** A socket shaped like one Bun's http.Server accepted: a net.Socket with `_handle === null` that carries a real connection's addresses. */
+function handleLess(real: net.Socket): net.Socket {
+  const socket = new net.Socket();
+  for (const name of ['localAddress', 'localPort', 'remoteAddress', 'remotePort'] as const) {
+    Object.defineProperty(socket, name, { get: () => real[name] });
+  }
+  return socket;
+}
+
+describe.skipIf(process.platform !== 'linux' || observerUnavailable)("Bun's handle-less servers and sockets, imitated in Node, seen by the kernel", () => {
+  afterEach(closeAll);
+  const options: KeepaliveOptions = { keepalivetime: 4000, keepaliveinterval: 2000, keepalivecount: 5, usertimeout: 9000 };
+  const inKernel = { so_keepalive: 1, tcp_keepidle: 4, tcp_keepintvl: 2, tcp_keepcnt: 5, tcp_user_timeout: 9000 };
+
+  it('a handle-less socket that carries its addresses is configured through the descriptor those addresses name', async () => {
+    const { accepted } = await connectedPair();
+    const shaped = handleLess(accepted);
+    expect(applyKeepalive(shaped, options)).toBe(shaped);
+    expect(kernelOptions(accepted)).toEqual(inKernel);
+    expect(getKeepalive(shaped)).toEqual({ onoff: true, ...options });
+  });
+
+  it('a server-shaped object is a target: read by its listening address, and not listening is ERR_KEEPALIVE_NOT_CONNECTED', async () => {
+    const real = net.createServer();
+    await listening(real);
+    applyKeepalive(real, options);
+    expect(getKeepalive(serverShaped(real) as unknown as net.Server)).toEqual(getKeepalive(real));
+    const idle = serverShaped(undefined) as unknown as net.Server;
+    expect(applyKeepalive(idle, options)).toBe(idle);
+    expect(() => getKeepalive(idle)).toThrow(expect.objectContaining({ code: 'ERR_KEEPALIVE_NOT_CONNECTED' }));
+  });
+
+  it('anything missing part of the shape is not a target (ERR_INVALID_ARG_TYPE)', () => {
+    const { listening: _listening, ...withoutFlag } = serverShaped(undefined);
+    for (const target of [new EventEmitter(), Object.assign(new EventEmitter(), withoutFlag), { listen() {}, close() {}, address() {}, getConnections() {}, listening: false }]) {
+      expect(() => applyKeepalive(target as unknown as net.Server, options)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => getKeepalive(target as unknown as net.Server)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    }
+  });
 });
