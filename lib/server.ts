@@ -37,10 +37,11 @@ type ListenerHandle = Handle & { onconnection?: OnConnection; [kListener]?: List
 type AcceptedHandle = Handle & { [kAcceptError]?: Error };
 
 const kServerState = Symbol('tcp-keepalive.server');
+const kServerEmit = Symbol('tcp-keepalive.server-emit');
 const kListener = Symbol('tcp-keepalive.listener');
 const kAcceptError = Symbol('tcp-keepalive.accept-error');
 
-type ServerWithState = Internal<Server> & { [kServerState]?: ServerState; _connectionKey?: string };
+type ServerWithState = Internal<Server> & { [kServerState]?: ServerState; [kServerEmit]?: Server['emit']; _connectionKey?: string };
 
 export const NOT_TCP_WARNING = 'TCP_KEEPALIVE_NOT_TCP';
 
@@ -148,24 +149,26 @@ function prepareListener(server: ServerWithState, state: ServerState): void {
 }
 
 /** On every `listening`: a server closed and listening again has a new listening socket. */
-function onServerListening(this: ServerWithState): void {
-  const state = this[kServerState];
+function onServerListening(server: ServerWithState): void {
+  const state = server[kServerState];
   if (!state) return;
   try {
-    prepareListener(this, state);
+    prepareListener(server, state);
   } catch (error) {
-    if ((error as CodedError).code === 'ERR_KEEPALIVE_NOT_TCP') warnNotTcp(this, state);
+    if ((error as CodedError).code === 'ERR_KEEPALIVE_NOT_TCP') warnNotTcp(server, state);
     // Otherwise the listener could not be configured: the `connection` listener configures each socket.
   }
 }
 
 /**
- * For connections the listening handle did not hand us: emitted by other code (`server.emit('connection', s)`,
- * sticky-session balancers), or from a server with no handle to hook. Also names the socket on the handle state.
+ * Every `connection` the server emits, before any of its listeners (whatever order they were added in, so a
+ * listener's own `setKeepAlive` goes through the sticky wrapper). Names the socket on the state its handle got
+ * on accept; configures a connection the listening handle did not hand us: one emitted by other code
+ * (`server.emit('connection', s)`, sticky-session balancers), or from a server with no handle to hook.
  */
-function onServerConnection(this: ServerWithState, socket: StickySocket): void {
-  const state = this[kServerState];
-  if (!state || socket.destroyed) return;
+function onServerConnection(server: ServerWithState, socket: StickySocket): void {
+  const state = server[kServerState];
+  if (!state || !socket || socket.destroyed) return;
   const outer = handleOf(socket);
   if (!outer) return;
   const handle = innermost(outer) as AcceptedHandle;
@@ -181,12 +184,20 @@ function onServerConnection(this: ServerWithState, socket: StickySocket): void {
     installSocketState(socket, own.onError);
     return;
   }
-  if (isPipe(handle)) return warnNotTcp(this, state);
+  if (isPipe(handle)) return warnNotTcp(server, state);
   try {
     applyToSocket(socket, state.settings, state.onError);
   } catch (error) {
     state.onError(socket, error as Error);
   }
+}
+
+/** The server's own `emit`, not listeners: it runs first, and `removeAllListeners()` keeps it. */
+function emitWithKeepalive(this: ServerWithState, event: string | symbol, socket?: unknown): boolean {
+  if (event === 'connection') onServerConnection(this, socket as StickySocket);
+  else if (event === 'listening') onServerListening(this);
+  // eslint-disable-next-line prefer-rest-params
+  return (this[kServerEmit] as (...args: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
 }
 
 /**
@@ -199,6 +210,6 @@ export function applyToServer(server: ServerWithState, settings: Settings, onErr
   if (server.listening) prepareListener(server, state);
   server[kServerState] = state;
   if (existing) return;
-  server.prependListener('listening', onServerListening);
-  server.prependListener('connection', onServerConnection);
+  server[kServerEmit] = server.emit;
+  server.emit = emitWithKeepalive as Server['emit'];
 }
