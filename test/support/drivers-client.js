@@ -30,7 +30,7 @@ const unique = `${client}-${mode}-${process.pid}`;
 function settle(promise) {
   return promise.then(
     () => ({ ok: true, t: now() }),
-    (error) => ({ ok: false, t: now(), code: error && (error.code ?? error.name), message: String((error && error.message) || error).slice(0, 200) }),
+    (error) => ({ ok: false, t: now(), code: error && (error.code ?? error.cause?.code ?? error.name), message: String((error && error.message) || error).slice(0, 200) }),
   );
 }
 
