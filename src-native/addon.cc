@@ -105,7 +105,7 @@ static const char* type_name(napi_env env, napi_value value) {
 
 static void throw_count(napi_env env, const char* fn, size_t expected, size_t got) {
   char text[160];
-  snprintf(text, sizeof(text), "binding.%s takes %zu argument%s, received %zu", fn, expected, expected == 1 ? "" : "s", got);
+  snprintf(text, sizeof(text), "binding.%s takes %u argument%s, received %u", fn, (unsigned) expected, expected == 1 ? "" : "s", (unsigned) got);
   throw_argument(env, TYPE_ERROR, got < expected ? "ERR_MISSING_ARGS" : "ERR_TOO_MANY_ARGS", text);
 }
 
