@@ -1,0 +1,65 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * Every TypeScript snippet of the README's "With your client" section compiles under `strict`, against the
+ * built types (dist/) and the real drivers' own types, with no cast: a recipe that does not type-check is
+ * worse than none.
+ */
+
+const root = join(__dirname, '..');
+
+function snippets(): string[] {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## With your client\n');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end === -1 ? undefined : end);
+  return [...section.matchAll(/^( *)```ts\n([\s\S]*?)^\1```/gm)].map(([, indent, code]) => code.replace(new RegExp(`^${indent}`, 'gm'), ''));
+}
+
+describe('README, "With your client"', () => {
+  it('every snippet compiles under strict TypeScript, with no cast', () => {
+    const found = snippets();
+    expect(found.length).toBeGreaterThanOrEqual(3);
+    const dir = mkdtempSync(join(tmpdir(), 'tcpka-readme-'));
+    try {
+      const files = found.map((code, index) => {
+        expect(code, `snippet ${index + 1}`).not.toMatch(/\bas (any|unknown|never)\b|@ts-/);
+        const file = join(dir, `snippet-${index + 1}.ts`);
+        writeFileSync(file, `${code}\nexport {};\n`);
+        return file;
+      });
+      writeFileSync(
+        join(dir, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            strict: true,
+            noEmit: true,
+            target: 'ES2022',
+            module: 'commonjs',
+            moduleResolution: 'node',
+            esModuleInterop: true,
+            skipLibCheck: true,
+            types: ['node'],
+            typeRoots: [join(root, 'node_modules', '@types')],
+            baseUrl: dir,
+            paths: { 'tcp-keepalive': [join(root, 'dist', 'index.d.ts')], '*': [join(root, 'node_modules', '*'), join(root, 'node_modules', '@types', '*')] },
+          },
+          files,
+        }),
+      );
+      let output = '';
+      try {
+        execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8', stdio: 'pipe' });
+      } catch (error) {
+        output = `${(error as { stdout?: string }).stdout ?? ''}${(error as { stderr?: string }).stderr ?? ''}`;
+      }
+      expect(output, 'tsc reported errors').toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
