@@ -179,6 +179,24 @@ function lookupRows(out) {
   });
 }
 
+function defaultRows(out) {
+  if (out.error) return [['6', 'setDefaultKeepalive', 'ERROR', '', '', 'error']];
+  const { client, server, loadClient } = out.result;
+  const capacity = (s) => 1e6 / s.cpuUsPerConn;
+  const describe = (s) => `${Math.round(capacity(s)).toLocaleString('en-US')} conn/s (${s.cpuUsPerConn.toFixed(1)} µs CPU/conn)`;
+  const pct = (s, base) => `${((capacity(s) / capacity(base)) * 100).toFixed(1)}%`;
+  const verdict = (s, base) => (capacity(s) / capacity(base) >= 0.97 ? 'pass' : 'MISS');
+  const filterCost = client.filtered.cpuUsPerConn - client.without.cpuUsPerConn;
+  return [
+    ['6', 'client connects per second of client CPU, no default', describe(client.without), 'baseline', '', ''],
+    ['6', 'client connects per second of client CPU, with setDefaultKeepalive(options)', describe(client.default), pct(client.default, client.without), '≥ 97%', verdict(client.default, client.without)],
+    ['6', '  with a default whose filter returns false', describe(client.filtered), pct(client.filtered, client.without), '', 'info'],
+    ['6', '  per-socket cost of a filter returning false', `${(filterCost * 1000).toFixed(0)} ns/socket`, '', '≈ none', 'info'],
+    ['6', `server accepts per second of server CPU (${loadClient === 'c' ? 'C' : 'Node'} client), no default`, describe(server.without), 'baseline', '', ''],
+    ['6', 'server accepts per second of server CPU, with setDefaultKeepalive(options)', describe(server.default), pct(server.default, server.without), '≥ 97%', verdict(server.default, server.without)],
+  ];
+}
+
 function memoryRows(out) {
   if (out.error) return [['4', 'memory', 'ERROR', '', '', 'error']];
   const m = out.result;
@@ -256,8 +274,9 @@ async function main() {
   const windows = await step('3 Windows lookup', windowsSection);
   const memory = await step('4 memory', () => runSection('memory.js', { nodeArgs: ['--expose-gc'] }));
   const lookup = await step('5 POSIX lookup by address', () => (process.platform === 'win32' ? { notMeasured: 'POSIX only' } : runSection('lookup.js')));
+  const byDefault = await step('6 setDefaultKeepalive', () => runSection('default.js'));
 
-  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup)];
+  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault)];
   console.log('\n' + table(rows));
   console.log(`\nmachine: ${m.cpu}, ${m.cores} cores, ${m.os}, Node ${m.node}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
