@@ -77,20 +77,22 @@ function startChild(script: string, { wrapper = [] as string[], env = {} as Reco
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 1. Never abort: workers terminated at random moments while they call the addon as fast as they can.
+// 1. Never abort: workers terminated at random moments while they call the addon as fast as they can, then
+// the process exiting while some still do.
 
 const WORKERS = 100;
 
 const STRESS = String.raw`
 const { Worker } = require('node:worker_threads');
-const dgram = require('node:dgram');
+const fs = require('node:fs');
 const net = require('node:net');
+const os = require('node:os');
 const root = process.env.TCPKA_ROOT;
 const total = Number(process.env.STRESS_WORKERS);
 const parallel = 4;
 
 // Each worker connects, says so, then loops over the addon's success and failure paths until terminated:
-// apply and read on a connected socket, system calls that fail (a free descriptor number, a UDP socket),
+// apply and read on a connected socket, system calls that fail (a free descriptor number, a file),
 // and argument errors thrown by the native layer itself.
 const WORKER = ${'`'}
 const { workerData, parentPort } = require('node:worker_threads');
@@ -104,8 +106,8 @@ client.on('connect', () => {
     (i) => applyKeepalive(client, { keepalivetime: 1000 + (i & 1) * 1000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 5000 }),
     () => getKeepalive(client),
     () => binding.read(2147483647),
-    () => binding.apply(workerData.udp, 1, 1000, 1000, 3, 5000),
-    () => binding.read(workerData.udp),
+    () => binding.apply(workerData.file, 1, 1000, 1000, 3, 5000),
+    () => binding.read(workerData.file),
     () => binding.resolve(2147483647, undefined, undefined, undefined, undefined),
     () => binding.apply('x', 1, 1000, 1000, 3, -1),
     () => binding.read(),
@@ -122,9 +124,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function main() {
   const server = net.createServer((socket) => socket.on('error', () => {}));
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const udp = dgram.createSocket('udp4');
-  await new Promise((resolve) => udp.bind(0, '127.0.0.1', resolve));
-  const workerData = { root, port: server.address().port, udp: udp._handle.fd };
+  const file = fs.openSync(os.devNull, 'r');
+  const workerData = { root, port: server.address().port, file };
   const counts = { terminated: 0, whileLooping: 0, beforeLooping: 0, errors: [] };
   let started = 0;
   async function one() {
@@ -148,9 +149,16 @@ async function main() {
       await one();
     }
   }));
+  // Last, the process exits while workers are still inside the addon.
+  const last = Array.from({ length: parallel }, () => new Worker(WORKER, { eval: true, workerData }));
+  const settled = await Promise.all(last.map((worker) => new Promise((resolve) => {
+    worker.once('message', () => resolve(true));
+    worker.once('error', (error) => resolve(String(error)));
+    worker.once('exit', () => resolve(false));
+  })));
+  counts.exitedWhileLooping = settled.filter((looping) => looping === true).length;
   console.log(JSON.stringify(counts));
-  server.close();
-  udp.close();
+  process.exit(0);
 }
 main().catch((error) => { console.error(error); process.exit(1); });
 `;
@@ -162,7 +170,7 @@ describe('never aborts', () => {
     expect(stderr).not.toContain('FATAL ERROR');
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     const counts = await child.report;
-    expect(counts).toMatchObject({ terminated: WORKERS, errors: [] });
+    expect(counts).toMatchObject({ terminated: WORKERS, errors: [], exitedWhileLooping: 4 });
     // Most were terminated inside the loop, where most of the time goes to native calls and throws.
     expect(counts.whileLooping).toBeGreaterThanOrEqual(WORKERS / 2);
   });
