@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <new>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,6 +15,27 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ > 28)
+// Built against a glibc newer than 2.28 (Debian 12 here; the release builds use manylinux_2_28), two symbols
+// would make the binary need a newer system than check-prebuilds.js allows: fstat (fstat64@GLIBC_2.33) and
+// the std::allocator check of GCC 11+ (std::__throw_bad_array_new_length@GLIBCXX_3.4.29). statx is glibc 2.28.
+static int ka_fstat(int fd, struct stat* st) {
+  struct statx sx;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_INO, &sx) != 0) return -1;
+  st->st_mode = sx.stx_mode;
+  st->st_ino = sx.stx_ino;
+  return 0;
+}
+
+#if defined(__GLIBCXX__)
+namespace std {
+[[noreturn]] void __throw_bad_array_new_length() { __throw_bad_alloc(); }
+}
+#endif
+#else
+static int ka_fstat(int fd, struct stat* st) { return fstat(fd, st); }
+#endif
 
 #if defined(__APPLE__)
 #define KA_OPT_IDLE TCP_KEEPALIVE
@@ -261,7 +283,7 @@ static bool describe(ka_context* ctx, int fd) {
   ka_fd* known = &ctx->fds[fd];
   ctx->stats.socket_calls++;
   struct stat st;
-  if (fstat(fd, &st) != 0) return errno != EBADF;
+  if (ka_fstat(fd, &st) != 0) return errno != EBADF;
   known->ino = st.st_ino;
   if (!S_ISSOCK(st.st_mode)) {
     known->kind = KA_FD_OTHER;
@@ -290,7 +312,7 @@ static bool describe(ka_context* ctx, int fd) {
 static bool same_inode(ka_context* ctx, int fd) {
   ctx->stats.socket_calls++;
   struct stat st;
-  return fstat(fd, &st) == 0 && st.st_ino == ctx->fds[fd].ino;
+  return ka_fstat(fd, &st) == 0 && st.st_ino == ctx->fds[fd].ino;
 }
 
 static bool list_fds(std::vector<int>* out) {
