@@ -80,6 +80,19 @@ exec "$bin/wine" wineboot "\$@"
 EOF
 chmod +x "$bin/wineboot"
 
+# A new prefix for $WINEPREFIX. zlib1.dll goes into its system32 first: services get their environment from
+# the registry, not WINESYSTEMDLLPATH, and without it their user32 (so plugplay, ole32 users) fails to load.
+cat > "$bin/wineprefix-init" <<EOF
+#!/bin/sh
+set -e
+: "\${WINEPREFIX:?wineprefix-init: set WINEPREFIX}"
+mkdir -p "\$WINEPREFIX/drive_c/windows/system32"
+cp "$tree/usr/x86_64-w64-mingw32/lib/zlib1.dll" "\$WINEPREFIX/drive_c/windows/system32/"
+"$bin/wine" wineboot -i
+"$bin/wine" winecfg -v win10
+EOF
+chmod +x "$bin/wineprefix-init"
+
 version="$("$bin/wine" --version)"
 case "$version" in
   wine-10.*) ;;

@@ -21,10 +21,7 @@ unset DISPLAY WAYLAND_DISPLAY
 exec unshare --net -- bash -c '
   set -euo pipefail
   ip link set lo up
-  if [ ! -f "$WINEPREFIX/system.reg" ]; then
-    wineboot -i >/dev/null 2>&1
-    wine winecfg -v win10 >/dev/null 2>&1
-  fi
+  [ -f "$WINEPREFIX/system.reg" ] || wineprefix-init >/dev/null 2>&1
   status=0
   wine "$0" "Z:${1//\//\\}" "${@:2}" || status=$?
   wineserver -k 2>/dev/null || true

@@ -74,8 +74,7 @@ function setUpWine() {
   fs.mkdirSync(prefix, { recursive: true });
   const start = Date.now();
   wineTool('wineserver', ['-p']);
-  wineTool('wineboot', ['-i']);
-  wineTool('wine', ['winecfg', '-v', 'win10']);
+  wineTool('wineprefix-init', []);
   return Date.now() - start;
 }
 
@@ -197,7 +196,7 @@ async function main() {
   const wineVersion = sh('wine', ['--version']).trim();
   log(`wine: ${wineVersion}, prefix ${path.relative(root, prefix)}`);
   const setupMs = setUpWine();
-  log(`wine: prefix ready in ${(setupMs / 1000).toFixed(1)} s (wineboot -i, winecfg -v win10, wineserver -p)`);
+  log(`wine: prefix ready in ${(setupMs / 1000).toFixed(1)} s (wineserver -p, wineprefix-init: wineboot -i, winecfg -v win10)`);
 
   const targets = [
     ...versions.map((version) => ({ name: `node-${version}`, label: `node.exe ${version} under ${wineVersion}`, exe: path.join(cache, `node-${version}`, 'node.exe'), wine: true })),
