@@ -114,10 +114,17 @@ export function osSocketOf(target: Socket | Server | undefined, handle: Handle, 
   return native(() => binding.resolve(-1, localAddress, localPort, remoteAddress, remotePort));
 }
 
-/** An accepted connection's handle straight from a TCP listener: its descriptor needs no type check. */
-export function adoptAccepted(handle: Handle): void {
+/**
+ * An accepted connection's handle straight from a TCP listener: its descriptor needs no type check. `cache`
+ * false leaves the handle untouched (Node has not set its own properties on it yet).
+ */
+export function acceptedOsSocket(handle: Handle, cache: boolean): number {
   const fd = handle.fd;
-  if (typeof fd === 'number' && fd >= 0 && isNodeTcp(handle)) handle[kOsSocket] = fd;
+  if (typeof fd === 'number' && fd >= 0 && isNodeTcp(handle)) {
+    if (cache) handle[kOsSocket] = fd;
+    return fd;
+  }
+  return osSocketOf(undefined, handle, 'socket');
 }
 
 function annotated(error: unknown): unknown {

@@ -1,7 +1,7 @@
 import type { Server } from 'node:net';
 import { NativeValues, UNSET } from './binding';
 import type { CodedError } from './errors';
-import { adoptAccepted, Handle, innermost, Internal, isPipe, kHandleState, notTcp, osSocketOf, read, write } from './handle';
+import { acceptedOsSocket, Handle, innermost, Internal, isPipe, kHandleState, notTcp, osSocketOf, read, write } from './handle';
 import { platform, Settings } from './options';
 import { applyToSocket, withOmittedResolved } from './socket';
 import { destroyOnError, installHandleState, installSocketState, OnError, StickySocket } from './sticky';
@@ -12,6 +12,10 @@ interface ServerState {
   onError: OnError;
   /** The not-TCP warning was given. */
   warned: boolean;
+  /** The connection the listening handle just accepted, which Node emits next: its settings, or its failure. */
+  accepted: AcceptedHandle | undefined;
+  acceptedSettings: Settings | undefined;
+  acceptError: Error | undefined;
 }
 
 /**
@@ -34,12 +38,11 @@ interface ListenerState {
 
 type OnConnection = (this: ListenerHandle, err: number, clientHandle?: AcceptedHandle) => unknown;
 type ListenerHandle = Handle & { onconnection?: OnConnection; [kListener]?: ListenerState };
-type AcceptedHandle = Handle & { [kAcceptError]?: Error };
+type AcceptedHandle = Handle;
 
 const kServerState = Symbol('tcp-keepalive.server');
 const kServerEmit = Symbol('tcp-keepalive.server-emit');
 const kListener = Symbol('tcp-keepalive.listener');
-const kAcceptError = Symbol('tcp-keepalive.accept-error');
 
 type ServerWithState = Internal<Server> & { [kServerState]?: ServerState; [kServerEmit]?: Server['emit']; _connectionKey?: string };
 
@@ -92,16 +95,22 @@ function holds(v: NativeValues, s: Settings): boolean {
   );
 }
 
-/** Runs for each connection the listening socket accepts, before Node wraps it in a net.Socket. */
+/**
+ * Runs for each connection the listening socket accepts, before Node wraps it in a net.Socket. The handle is
+ * left as it is until Node emits it (its own properties first keep its shape, and Node's hot paths fast),
+ * except under Node's `keepAlive` option, whose `setKeepAlive` on the handle comes before the emit.
+ */
 function accepted(listener: ListenerState, clientHandle: AcceptedHandle): void {
   const server = listener.server;
   const state = server[kServerState];
-  if (!state || listener.settings !== state.settings) return;
+  if (!state) return;
+  state.accepted = undefined;
+  if (listener.settings !== state.settings) return;
   if (isPipe(clientHandle)) return warnNotTcp(server, state);
+  const early = (server as Server & { keepAlive?: boolean }).keepAlive === true;
   try {
-    adoptAccepted(clientHandle);
     if (listener.mode !== 'inherited') {
-      const sock = osSocketOf(undefined, clientHandle, 'socket');
+      const sock = acceptedOsSocket(clientHandle, early);
       if (listener.mode === 'verify') {
         if (holds(read(sock), listener.effective!)) listener.mode = 'inherited';
         else write(sock, listener.effective!);
@@ -110,10 +119,16 @@ function accepted(listener: ListenerState, clientHandle: AcceptedHandle): void {
         write(sock, state.settings);
       }
     }
-    installHandleState(undefined, clientHandle, listener.effective!, state.onError);
+    if (early) {
+      acceptedOsSocket(clientHandle, true);
+      installHandleState(undefined, clientHandle, listener.effective!, state.onError);
+    }
+    state.acceptError = undefined;
   } catch (error) {
-    clientHandle[kAcceptError] = error as Error;
+    state.acceptError = error as Error;
   }
+  state.accepted = clientHandle;
+  state.acceptedSettings = listener.effective;
 }
 
 /**
@@ -172,11 +187,16 @@ function onServerConnection(server: ServerWithState, socket: StickySocket): void
   const outer = handleOf(socket);
   if (!outer) return;
   const handle = innermost(outer) as AcceptedHandle;
-  const failed = handle[kAcceptError];
-  if (failed) {
-    handle[kAcceptError] = undefined;
-    state.onError(socket, failed);
-    return;
+  if (handle === state.accepted) {
+    state.accepted = undefined;
+    const failed = state.acceptError;
+    if (failed) {
+      state.acceptError = undefined;
+      state.onError(socket, failed);
+      return;
+    }
+    acceptedOsSocket(handle, true);
+    installHandleState(socket, handle, state.acceptedSettings!, state.onError);
   }
   const own = handle[kHandleState];
   if (own) {
@@ -206,7 +226,7 @@ function emitWithKeepalive(this: ServerWithState, event: string | symbol, socket
  */
 export function applyToServer(server: ServerWithState, settings: Settings, onError: OnError = destroyOnError): void {
   const existing = server[kServerState];
-  const state: ServerState = { settings, onError, warned: existing?.warned ?? false };
+  const state: ServerState = { settings, onError, warned: existing?.warned ?? false, accepted: undefined, acceptedSettings: undefined, acceptError: undefined };
   if (server.listening) prepareListener(server, state);
   server[kServerState] = state;
   if (existing) return;
