@@ -310,7 +310,10 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
       status->applied |= KA_APPLIED_USERTIMEOUT;
     }
 
-    if (v->keepalivecount != KA_UNSET && set_count(s, v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", WSAGetLastError());
+    if (v->keepalivecount != KA_UNSET) {
+      if (set_count(s, v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", WSAGetLastError());
+      status->applied |= KA_APPLIED_COUNT;
+    }
 
     vals.onoff = 1;
     vals.keepalivetime = (ULONG) v->keepalivetime;
@@ -327,10 +330,7 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
     if (WSAIoctl(s, SIO_KEEPALIVE_VALS, &vals, sizeof(vals), nullptr, 0, &returned, nullptr, nullptr) != 0) return fail(status, "WSAIoctl(SIO_KEEPALIVE_VALS)", WSAGetLastError());
     status->applied |= KA_APPLIED_TIME | KA_APPLIED_INTERVAL;
 
-    if (v->keepalivecount != KA_UNSET) {
-      if (set_count(s, v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", WSAGetLastError());
-      status->applied |= KA_APPLIED_COUNT;
-    }
+    if (v->keepalivecount != KA_UNSET && set_count(s, v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", WSAGetLastError());
   }
 
   return 0;
