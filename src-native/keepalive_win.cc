@@ -298,7 +298,7 @@ static int set_count(SOCKET s, int64_t count) {
 }
 
 // SIO_KEEPALIVE_VALS documents the probe count as fixed at 10, so the count is set after it. It is also set
-// before it: a Windows without TCP_KEEPCNT (before 10 1703) then fails with nothing applied.
+// before it, so that a Windows without TCP_KEEPCNT (before 10 1703) fails before keepalive is switched on.
 int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
   SOCKET s = (SOCKET) sock;
   struct tcp_keepalive vals = {};
