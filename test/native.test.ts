@@ -39,7 +39,12 @@ interface Child {
 const children: ChildProcess[] = [];
 
 afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of children.splice(0)) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    // Closing stdin ends a child that waits for it even behind strace, which a kill would only detach from it.
+    child.stdin?.destroy();
+    child.kill('SIGKILL');
+  }
 });
 
 /**
@@ -263,7 +268,10 @@ const server = net.createServer((socket) => socket.on('error', () => {})).listen
 `;
 
 describe('the internal binding checks every argument itself', () => {
-  it.skipIf(netnsUnavailable ?? observerUnavailable)(
+  // Windows has no descriptor to pass (its SOCKET is found by address); the same checks run there in node.exe
+  // under Wine through the shared glue. Elsewhere the strace and observer halves run where they can, and
+  // must run on Linux CI.
+  it.skipIf(process.platform === 'win32' ? 'no descriptor on Windows' : false)(
     'throws a typed error for each bad argument, before any system call on any descriptor (strace) and with the socket unchanged (observer)',
     { timeout: 60_000 },
     async () => {
@@ -274,7 +282,7 @@ describe('the internal binding checks every argument itself', () => {
         const child = startChild(BAD_ARGUMENTS, { wrapper });
         const report = (await child.report) as { pid: number; fd: number; coerced: number; results: Array<{ label: string; expected: string; got: string; right?: boolean }> };
         // The kernel still holds what the valid call set before (3 s / 1 s / 3 / 6000 ms), not the bad calls' 9 / 2 / 5 / 7000.
-        const held: KernelOptions = kernelOptionsOf(report.pid, report.fd);
+        const held: KernelOptions | undefined = observerUnavailable ? undefined : kernelOptionsOf(report.pid, report.fd);
         child.process.stdin!.end();
         const { code, stderr } = await child.exit;
         expect(stderr).not.toContain('FATAL ERROR');
@@ -284,7 +292,7 @@ describe('the internal binding checks every argument itself', () => {
         const wrong = report.results.filter((r) => r.got !== r.expected || r.right !== true);
         expect(wrong).toEqual([]);
         expect(report.coerced).toBe(0);
-        expect(held).toEqual({ so_keepalive: 1, tcp_keepidle: 3, tcp_keepintvl: 1, tcp_keepcnt: 3, tcp_user_timeout: 6000 });
+        if (held) expect(held).toEqual({ so_keepalive: 1, tcp_keepidle: 3, tcp_keepintvl: 1, tcp_keepcnt: 3, tcp_user_timeout: 6000 });
 
         if (straceUnavailable) return;
         const lines = readFileSync(trace, 'utf8').split('\n');
