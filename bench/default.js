@@ -151,7 +151,8 @@ async function serverSide() {
     socket.on('error', () => {});
     if (inspect) return inspect(socket);
     accepted++;
-    socket.destroy();
+    // The default reaches an accepted socket right after the connection listeners: close it after that.
+    queueMicrotask(() => socket.destroy());
   });
   const port = await listen(server);
 
