@@ -1,8 +1,10 @@
+import { once } from 'node:events';
+import * as net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyKeepalive, KeepaliveOptions } from '../dist/index.js';
 import { KernelOptions, kernelOptions, mustRunInCi, observerUnavailable } from './support/kernel';
-import { closeAll, connectedPair, Pair } from './support/net';
+import { closeAll, connectedPair, listening, Pair, track } from './support/net';
 
 const linux = process.platform === 'linux';
 
@@ -70,7 +72,7 @@ describe.skipIf(!linux || observerUnavailable)('random options: applied exactly,
   });
   afterAll(closeAll);
 
-  it('holds for 400 random option objects (and random non-objects)', () => {
+  it('holds for 400 random option objects (and random non-objects)', { timeout: 180_000 }, () => {
     fc.assert(
       fc.property(fc.oneof({ weight: 9, arbitrary: optionObject }, { weight: 1, arbitrary: anyValue }), (options) => {
         const before = kernelOptions(pair.client);
@@ -94,6 +96,193 @@ describe.skipIf(!linux || observerUnavailable)('random options: applied exactly,
         }
       }),
       { numRuns: 400 },
+    );
+  });
+});
+
+/**
+ * Targets and timing: random sequences of connect (applied before it connects or not, a setKeepAlive while it
+ * connects), apply, setKeepAlive, destroy and reconnect, and server applies with the connections the server
+ * accepts, each checked by the observer against a model written apart from lib/: what the kernel must hold,
+ * on every socket, including those the operation did not touch.
+ */
+type Opts = { onoff?: boolean; keepalivetime?: number; keepaliveinterval?: number; keepalivecount?: number; usertimeout?: number };
+
+interface Ours {
+  on: boolean;
+  kernel: Partial<KernelOptions>;
+}
+
+interface Slot {
+  socket: net.Socket;
+  client: boolean;
+  kernel: KernelOptions;
+  ours: Ours | undefined;
+  /** The last setKeepAlive since our apply. */
+  lastCall: boolean | undefined;
+  /** Node's own record of the last setKeepAlive it passed on: enable and whole seconds. */
+  node: { enable: boolean; delay: number };
+}
+
+const seconds = (ms: number): number => Math.ceil(ms / 1000);
+
+/** What the kernel holds after applying `opts` over `kernel` (omitted count/usertimeout: as they are). */
+function applied(opts: Opts, kernel: KernelOptions): { kernel: KernelOptions; ours: Ours } {
+  if (opts.onoff === false) return { kernel: { ...kernel, so_keepalive: 0 }, ours: { on: false, kernel: {} } };
+  const next: KernelOptions = {
+    so_keepalive: 1,
+    tcp_keepidle: seconds(opts.keepalivetime!),
+    tcp_keepintvl: seconds(opts.keepaliveinterval!),
+    tcp_keepcnt: opts.keepalivecount ?? kernel.tcp_keepcnt,
+    tcp_user_timeout: opts.usertimeout ?? kernel.tcp_user_timeout,
+  };
+  return { kernel: next, ours: { on: true, kernel: next } };
+}
+
+/** libuv's uv_tcp_keepalive as Node calls it: idle in seconds, then 1 s x 10 probes (libuv >= 1.35 on Linux). */
+function libuv(kernel: KernelOptions, enable: boolean, delay: number): KernelOptions {
+  return enable ? { ...kernel, so_keepalive: 1, tcp_keepidle: delay, tcp_keepintvl: 1, tcp_keepcnt: 10 } : { ...kernel, so_keepalive: 0 };
+}
+
+type Op =
+  | { t: 'open'; before: Opts | null; whileConnecting: [boolean, number] | null }
+  | { t: 'apply'; i: number; opts: Opts }
+  | { t: 'setKeepAlive'; i: number; enable: boolean; delay: number }
+  | { t: 'reconnect'; i: number }
+  | { t: 'serverApply'; opts: Opts };
+
+const validOpts: fc.Arbitrary<Opts> = fc.oneof(
+  { weight: 1, arbitrary: fc.constant({ onoff: false }) },
+  {
+    weight: 5,
+    arbitrary: fc.record(
+      {
+        keepalivetime: fc.integer({ min: 1, max: 20_000 }),
+        keepaliveinterval: fc.integer({ min: 1, max: 20_000 }),
+        keepalivecount: fc.integer({ min: 1, max: 127 }),
+        usertimeout: fc.integer({ min: 0, max: 100_000 }),
+      },
+      { requiredKeys: ['keepalivetime', 'keepaliveinterval'] },
+    ),
+  },
+);
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('open' as const), before: fc.option(validOpts), whileConnecting: fc.option(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 90 }))) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('apply' as const), i: fc.nat(), opts: validOpts }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('setKeepAlive' as const), i: fc.nat(), enable: fc.boolean(), delay: fc.integer({ min: 1, max: 90 }) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('reconnect' as const), i: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('serverApply' as const), opts: validOpts }) },
+);
+
+describe.skipIf(!linux || observerUnavailable)('random sequences over sockets and a server: the kernel holds what the model says', () => {
+  it('holds for 40 random sequences of connect, apply, setKeepAlive, reconnect and server accepts', { timeout: 240_000 }, async () => {
+    const probe = await connectedPair();
+    const defaults = kernelOptions(probe.client);
+    await closeAll();
+
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 3, maxLength: 9 }), async (ops) => {
+        const server = net.createServer();
+        const accepted: net.Socket[] = [];
+        const waiting: Array<(socket: net.Socket) => void> = [];
+        server.on('connection', (socket: net.Socket) => {
+          track(socket).on('error', () => {});
+          const waiter = waiting.shift();
+          if (waiter) waiter(socket);
+          else accepted.push(socket);
+        });
+        const nextAccepted = (): Promise<net.Socket> => (accepted.length ? Promise.resolve(accepted.shift()!) : new Promise((resolve) => waiting.push(resolve)));
+        const port = await listening(server);
+        let listener = { ...defaults };
+        let serverOurs: Ours | undefined;
+        const slots: Slot[] = [];
+
+        const accept = async (): Promise<void> => {
+          const socket = await nextAccepted();
+          slots.push({ socket, client: false, kernel: { ...listener }, ours: serverOurs, lastCall: undefined, node: { enable: false, delay: 0 } });
+        };
+
+        /** Node's afterConnect (its own recorded setKeepAlive), then ours on connect. */
+        const connected = (slot: Slot): void => {
+          slot.kernel = slot.node.enable ? libuv({ ...defaults }, true, slot.node.delay) : { ...defaults };
+          const ours = slot.ours;
+          if (!ours) return;
+          if (ours.on) slot.kernel = slot.lastCall === false ? { ...slot.kernel, so_keepalive: 0 } : { ...slot.kernel, ...ours.kernel };
+          else if (slot.lastCall !== true) slot.kernel = { ...slot.kernel, so_keepalive: 0 };
+        };
+
+        const setKeepAlive = (slot: Slot, enable: boolean, delay: number): void => {
+          const nodeSkips = slot.node.enable === enable && (!enable || slot.node.delay === delay);
+          if (!nodeSkips) slot.node = { enable, delay };
+          if (slot.ours) slot.lastCall = enable;
+          if (nodeSkips && !slot.ours) return;
+          slot.kernel = libuv(slot.kernel, enable, delay);
+          if (enable && slot.ours?.on) slot.kernel = { ...slot.kernel, ...slot.ours.kernel };
+        };
+
+        const check = (slot: Slot, why: string): void => {
+          expect({ why, kernel: kernelOptions(slot.socket) }).toEqual({ why, kernel: slot.kernel });
+        };
+
+        try {
+          for (const op of ops) {
+            const why = JSON.stringify(op);
+            if (op.t === 'open') {
+              const socket = track(new net.Socket()).on('error', () => {});
+              const slot: Slot = { socket, client: true, kernel: { ...defaults }, ours: undefined, lastCall: undefined, node: { enable: false, delay: 0 } };
+              if (op.before) {
+                applyKeepalive(socket, op.before as KeepaliveOptions);
+                slot.ours = applied(op.before, defaults).ours;
+              }
+              socket.connect(port, '127.0.0.1');
+              if (op.whileConnecting) {
+                const [enable, delay] = op.whileConnecting;
+                socket.setKeepAlive(enable, delay * 1000);
+                if (slot.ours) slot.lastCall = enable;
+                if (!slot.ours?.on) slot.node = { enable, delay };
+              }
+              await once(socket, 'connect');
+              connected(slot);
+              slots.push(slot);
+              check(slot, why);
+              await accept();
+            } else if (op.t === 'apply' || op.t === 'setKeepAlive' || op.t === 'reconnect') {
+              if (slots.length === 0) continue;
+              const slot = slots[op.i % slots.length];
+              if (op.t === 'apply') {
+                applyKeepalive(slot.socket, op.opts as KeepaliveOptions);
+                const base = slot.ours?.on ? { ...slot.kernel, ...slot.ours.kernel } : slot.kernel;
+                const next = applied(op.opts, base);
+                slot.kernel = next.kernel;
+                slot.ours = next.ours;
+                slot.lastCall = undefined;
+              } else if (op.t === 'setKeepAlive') {
+                slot.socket.setKeepAlive(op.enable, op.delay * 1000);
+                setKeepAlive(slot, op.enable, op.delay);
+              } else {
+                if (!slot.client) continue;
+                slot.socket.destroy();
+                await once(slot.socket, 'close');
+                slot.socket.connect(port, '127.0.0.1');
+                await once(slot.socket, 'connect');
+                connected(slot);
+                await accept();
+              }
+              check(slot, why);
+            } else {
+              applyKeepalive(server, op.opts as KeepaliveOptions);
+              const next = applied(op.opts, listener);
+              listener = next.kernel;
+              serverOurs = next.ours;
+            }
+          }
+          for (const slot of slots) if (!slot.socket.destroyed) check(slot, 'at the end, every socket');
+        } finally {
+          await closeAll();
+        }
+      }),
+      { numRuns: 40 },
     );
   });
 });
