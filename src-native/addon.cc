@@ -14,6 +14,10 @@
 // onoff 0 or 1; keepalivetime, keepaliveinterval, keepalivecount -1 (KA_UNSET) or 1 .. 2^31-1; usertimeout
 // -1 or 0 .. 2^31-1; ports 0 .. 65535 or undefined; addresses a string or undefined.
 //
+// System call failures are Errors with code (the libuv name, e.g. EBADF, or ERR_KEEPALIVE_*), errno,
+// sysErrno, syscall and applied (bits of what was set before the failure). An option the socket's protocol
+// refuses (an MPTCP socket's TCP_USER_TIMEOUT) is ERR_KEEPALIVE_UNSUPPORTED, with the raw errno in sysErrno.
+//
 // Context-aware: each environment (main thread, every worker) gets its own ka_context, passed to the
 // functions as their data and freed by an environment cleanup hook.
 #include <node_api.h>
@@ -70,7 +74,7 @@ static void throw_status(napi_env env, const ka_status* status) {
   if (!set_number(env, error, "sysErrno", status->sys_errno)) return;
   if (!set_string(env, error, "syscall", status->syscall)) return;
   if (!set_number(env, error, "applied", status->applied)) return;
-  napi_throw(env, error);
+  (void) napi_throw(env, error);  // fails only where the environment is going away: nobody is left to tell
 }
 
 enum error_kind { TYPE_ERROR, RANGE_ERROR };
@@ -82,7 +86,7 @@ static void throw_argument(napi_env env, error_kind kind, const char* code, cons
   napi_status made = kind == TYPE_ERROR ? napi_create_type_error(env, code_value, message, &error)
                                         : napi_create_range_error(env, code_value, message, &error);
   if (made != napi_ok) return;
-  napi_throw(env, error);
+  (void) napi_throw(env, error);
 }
 
 static const char* type_name(napi_env env, napi_value value) {
@@ -283,7 +287,7 @@ static napi_value init_failed(napi_env env, const char* what) {
   snprintf(text, sizeof(text), "tcp-keepalive: the native addon could not initialise (%s)", what);
   napi_value message, error;
   if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message) == napi_ok && napi_create_error(env, nullptr, message, &error) == napi_ok) {
-    napi_throw(env, error);
+    (void) napi_throw(env, error);
   }
   return nullptr;
 }
