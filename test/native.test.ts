@@ -345,6 +345,19 @@ const server = net.createServer((socket) => {
     out.afterFailures = getKeepalive(client);
     applyKeepalive(accepted, { keepalivetime: 4000, keepaliveinterval: 2000, keepalivecount: 4 });
     out.accepted = getKeepalive(accepted);
+    // An MPTCP listener: the connections it accepts after applyKeepalive(server) carry the settings.
+    const configured = await new Promise((resolve) => {
+      const listener = net.createServer((socket) => {
+        socket.on('error', () => {});
+        resolve(socket);
+      }).listen(0, '127.0.0.1', () => {
+        out.listenerUsertimeout = caught(() => applyKeepalive(listener, { keepalivetime: 5000, keepaliveinterval: 1000, keepalivecount: 6, usertimeout: 6000 }));
+        applyKeepalive(listener, { keepalivetime: 5000, keepaliveinterval: 1000, keepalivecount: 6 });
+        net.connect(listener.address().port, '127.0.0.1').on('error', () => {});
+      });
+    });
+    out.fromListenerFd = configured._handle.fd;
+    out.fromListener = getKeepalive(configured);
     console.log(JSON.stringify(out));
     process.stdin.resume();
     process.stdin.on('end', () => process.exit(0));
@@ -353,7 +366,7 @@ const server = net.createServer((socket) => {
 `;
 
 describe.skipIf(mptcpUnavailable)('MPTCP sockets (mptcpize), seen by the kernel', () => {
-  it('apply and read what MPTCP takes, report usertimeout as unknown, and refuse usertimeout with ERR_KEEPALIVE_UNSUPPORTED having changed nothing', { timeout: 60_000 }, async () => {
+  it('apply and read what MPTCP takes (sockets and a listener), report usertimeout as unknown, and refuse usertimeout with ERR_KEEPALIVE_UNSUPPORTED having changed nothing', { timeout: 60_000 }, async () => {
     const child = startChild(MPTCP, { wrapper: ['mptcpize', 'run'] });
     const out = (await child.report) as Record<string, any>;
     const inNamespace = (args: string[]) => spawnSync('nsenter', ['-t', String(out.pid), '-n', ...args], { encoding: 'utf8' });
@@ -361,6 +374,7 @@ describe.skipIf(mptcpUnavailable)('MPTCP sockets (mptcpize), seen by the kernel'
     const subflow = inNamespace(['ss', '-tnoiH', 'state', 'established', `( sport = :${out.localPort} )`]).stdout;
     const client = kernelOptionsOf(out.pid, out.fd);
     const acceptedHeld = kernelOptionsOf(out.pid, out.acceptedFd);
+    const fromListenerHeld = kernelOptionsOf(out.pid, out.fromListenerFd);
     child.process.stdin!.end();
     const { code, stderr } = await child.exit;
     expect(stderr).not.toContain('FATAL ERROR');
@@ -392,5 +406,10 @@ describe.skipIf(mptcpUnavailable)('MPTCP sockets (mptcpize), seen by the kernel'
     // The accepted end is MPTCP too and takes its own settings.
     expect(out.accepted).toEqual({ onoff: true, keepalivetime: 4000, keepaliveinterval: 2000, keepalivecount: 4 });
     expect(acceptedHeld).toEqual({ so_keepalive: 1, tcp_keepidle: 4, tcp_keepintvl: 2, tcp_keepcnt: 4, tcp_user_timeout: -1 });
+
+    // An MPTCP listener refuses usertimeout the same way, and what it takes reaches its connections.
+    expect(out.listenerUsertimeout).toMatchObject({ code: 'ERR_KEEPALIVE_UNSUPPORTED', applied: [] });
+    expect(out.fromListener).toEqual({ onoff: true, keepalivetime: 5000, keepaliveinterval: 1000, keepalivecount: 6 });
+    expect(fromListenerHeld).toEqual({ so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 1, tcp_keepcnt: 6, tcp_user_timeout: -1 });
   });
 });
