@@ -165,11 +165,16 @@ function runContract(target) {
   return new Promise((resolve) => {
     const poll = setInterval(() => serveRequests(exchange), 10);
     const timer = setTimeout(() => child.kill('SIGKILL'), CONTRACT_TIMEOUT_MS);
-    child.on('exit', (code, signal) => {
+    const done = (code, signal) => {
       clearInterval(poll);
       clearTimeout(timer);
       undrop();
       resolve({ code, signal, exchange });
+    };
+    child.on('exit', done);
+    child.on('error', (error) => {
+      fs.appendFileSync(path.join(exchange, 'stdout.txt'), `driver: could not start ${target.exe}: ${error.message}\n`);
+      done(null, error.code);
     });
   });
 }
