@@ -26,8 +26,10 @@ interface Default {
 }
 
 const kSeen = Symbol('tcp-keepalive.default-seen');
+const kByDefault = Symbol('tcp-keepalive.by-default');
 
-type GuestSocket = StickySocket & { [kSeen]?: true };
+/** kSeen: accepted, or waiting for `connect`; kByDefault: configured by the default (so a reconnect of the same socket gets it again). */
+type GuestSocket = StickySocket & { [kSeen]?: boolean; [kByDefault]?: boolean };
 
 let current: Default | undefined;
 
@@ -52,7 +54,8 @@ function warnOnce(state: Default, error: unknown): void {
 
 /** The socket already has settings of its own (applyKeepalive on it, or on the server that accepted it): they win. */
 function hasOwnSettings(socket: GuestSocket): boolean {
-  if (socket[kSocketState]) return true;
+  const state = socket[kSocketState];
+  if (state?.pending || (state && !socket[kByDefault])) return true;
   const handle = socket._handle;
   return handle ? innermost(handle)[kHandleState] !== undefined : false;
 }
@@ -66,6 +69,7 @@ function configure(socket: GuestSocket, side: DefaultKeepaliveSocketInfo['side']
   try {
     if (state.filter && !state.filter(socket, { side })) return;
     applyToSocket(socket, state.settings);
+    socket[kByDefault] = true;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ERR_KEEPALIVE_NOT_TCP' || code === 'ERR_SOCKET_CLOSED') return;
@@ -74,14 +78,18 @@ function configure(socket: GuestSocket, side: DefaultKeepaliveSocketInfo['side']
 }
 
 function onClientConnect(this: GuestSocket): void {
+  this[kSeen] = false;
   configure(this, 'client');
 }
 
 function onClientSocket(socket: GuestSocket): void {
   if (!current || socket[kSeen]) return;
-  socket[kSeen] = true;
-  if (socket.connecting || !socket._handle) socket.prependOnceListener('connect', onClientConnect);
-  else configure(socket, 'client');
+  if (socket.connecting || !socket._handle) {
+    socket[kSeen] = true;
+    socket.prependOnceListener('connect', onClientConnect);
+  } else {
+    configure(socket, 'client');
+  }
 }
 
 function onClientMessage(message: unknown): void {

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import * as readline from 'node:readline';
+import { Duplex, PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyKeepalive, setDefaultKeepalive } from '../dist/index.js';
 import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
@@ -53,6 +54,14 @@ describe('setDefaultKeepalive: the call itself', () => {
       expect(() => setDefaultKeepalive(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code, message: (fromApply as Error).message }));
       expect(hooked(), 'nothing installed').toBe(false);
     }
+  });
+
+  it('applyKeepalive takes a socket typed as a Duplex (as drivers type it); a Duplex that is not a socket is a typed error', () => {
+    const notASocket: Duplex = new PassThrough();
+    const asDriversTypeIt: Duplex = new Socket();
+    expect(() => applyKeepalive(notASocket, { keepalivetime: 2000, keepaliveinterval: 1000 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' }));
+    expect(applyKeepalive(asDriversTypeIt, { keepalivetime: 2000, keepaliveinterval: 1000 })).toBe(asDriversTypeIt);
+    asDriversTypeIt.destroy();
   });
 
   it('rejects a config that is not an object, or a filter that is not a function, before anything is installed', () => {
@@ -148,6 +157,7 @@ const CONFIGURED = [
   'http.get (http.Agent keepAlive)',
   'https.get (https.Agent keepAlive)',
   'http2.connect',
+  'the same net.Socket connected again after close',
 ];
 const EXPLICIT: Record<string, Partial<KernelOptions>> = {
   'applyKeepalive before connect() (explicit wins)': { so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 5 },

@@ -109,6 +109,15 @@ async function main() {
   driver.setKeepAlive(true, 60_000);
   c["a driver's setKeepAlive(true, 60000) afterwards (sticky)"] = driver;
 
+  const reused = new net.Socket();
+  reused.connect(port.plain, HOST);
+  await once(reused, 'connect');
+  reused.destroy();
+  await once(reused, 'close');
+  reused.connect(port.plain, HOST);
+  await once(reused, 'connect');
+  c['the same net.Socket connected again after close'] = reused;
+
   const agentSocket = (mod, p, options = {}) =>
     new Promise((resolve, reject) => {
       const agent = new mod.Agent({ keepAlive: true });

@@ -174,7 +174,7 @@ const adapters = {
   },
   fetch: () => {
     // Node's own fetch (the undici bundled in Node, not the npm one). The fixture certificate names
-    // localhost and 127.0.0.1, not the scenario's 127.0.1.N address, so TLS verification is off here.
+    // localhost and 127.0.0.1, not the scenario's 127.1.x.y address, so TLS verification is off here.
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
     process.removeAllListeners('warning');
     const get = async (base, pathname) => {

@@ -10,7 +10,7 @@ import { Netns } from './netns';
  * temp dir, inside one private network namespace on 127.0.0.1: PostgreSQL 15, Redis 7 and MariaDB 10.11
  * from Debian's packages, and a Node HTTP/HTTPS/WebSocket server (servers-node.js).
  *
- * Every client scenario gets addresses of its own in 127.0.1.0/24, DNAT-ed to 127.0.0.1 by nftables, so one
+ * Every client scenario gets addresses of its own in 127.1.0.0/16, DNAT-ed to 127.0.0.1 by nftables, so one
  * set of servers serves many scenarios at once and "pulling the cable" of one scenario (dropping every
  * packet whose connection was opened to its address, both ways, new connections included) touches no other.
  */
@@ -77,7 +77,7 @@ export class ServerLab {
   readonly netns = new Netns();
   readonly dir = mkdtempSync(join(tmpdir(), 'tcpka-servers-'));
   private readonly started: Started[] = [];
-  private nextHost = 1;
+  private nextHost = 0;
   private stopped = false;
 
   constructor() {
@@ -87,14 +87,15 @@ export class ServerLab {
       `add table inet ${TABLE}\n` +
         `add chain inet ${TABLE} nat_out { type nat hook output priority -100; }\n` +
         `add chain inet ${TABLE} input { type filter hook input priority 0; policy accept; }\n` +
-        `add rule inet ${TABLE} nat_out ip daddr 127.0.1.0/24 dnat ip to 127.0.0.1\n`,
+        `add rule inet ${TABLE} nat_out ip daddr 127.1.0.0/16 dnat ip to 127.0.0.1\n`,
     );
   }
 
-  /** A fresh address for one client scenario: 127.0.1.N, reaching every server here. */
+  /** A fresh address for one client scenario, in 127.1.0.0/16, reaching every server here. */
   host(): string {
-    if (this.nextHost > 254) throw new Error('out of scenario addresses');
-    return `127.0.1.${this.nextHost++}`;
+    const n = this.nextHost++;
+    if (n >= 250 * 250) throw new Error('out of scenario addresses');
+    return `127.1.${Math.floor(n / 250) + 1}.${(n % 250) + 1}`;
   }
 
   /** The nft command that pulls the cable of every connection opened to `host` (run inside the namespace). */
