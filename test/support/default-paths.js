@@ -75,6 +75,7 @@ async function main() {
     throwing: await listen(throwing),
   };
   await new Promise((resolve) => unix.listen(unixPath, resolve));
+  process.on('exit', () => fs.rmSync(unixPath, { force: true }));
   SKIP = port.skipped;
   THROW = port.throwing;
 
