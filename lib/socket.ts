@@ -40,8 +40,13 @@ function configure(socket: StickySocket, requested: Settings, effective: Setting
   const sock = osSocketOf(socket, handle, 'socket');
   const resolved = effective ?? withOmittedResolved(requested, sock, handle[kHandleState]?.settings);
   const written = effective ?? requested;
-  // Ours off and a setKeepAlive(true, n) since: Node has applied that call, as it would without us.
-  if (written.onoff || enabled !== true) write(sock, enabled === false ? { ...written, onoff: false } : written);
+  if (written.onoff) {
+    write(sock, written);
+    // A setKeepAlive(false) since our apply: ours are in place, switched off until a setKeepAlive(true).
+    if (enabled === false) write(sock, { ...written, onoff: false });
+  } else if (enabled !== true) {
+    write(sock, written); // (ours off, and no setKeepAlive(true) since: Node has applied one, as it would without us)
+  }
   installHandleState(socket, handle, resolved, onError);
   return resolved;
 }

@@ -122,6 +122,8 @@ interface Slot {
   lastCall: boolean | undefined;
   /** Node's own record of the last setKeepAlive it passed on: enable and whole seconds. */
   node: { enable: boolean; delay: number };
+  /** The other end, when it is in the list too (a client and the connection the server accepted from it). */
+  peer?: Slot;
 }
 
 const seconds = (ms: number): number => Math.ceil(ms / 1000);
@@ -198,9 +200,11 @@ describe.skipIf(!linux || observerUnavailable)('random sequences over sockets an
         let serverOurs: Ours | undefined;
         const slots: Slot[] = [];
 
-        const accept = async (): Promise<void> => {
+        const accept = async (client: Slot): Promise<void> => {
           const socket = await nextAccepted();
-          slots.push({ socket, client: false, kernel: { ...listener }, ours: serverOurs, lastCall: undefined, node: { enable: false, delay: 0 } });
+          const slot: Slot = { socket, client: false, kernel: { ...listener }, ours: serverOurs, lastCall: undefined, node: { enable: false, delay: 0 }, peer: client };
+          client.peer = slot;
+          slots.push(slot);
         };
 
         /** Node's afterConnect (its own recorded setKeepAlive), then ours on connect. */
@@ -208,7 +212,7 @@ describe.skipIf(!linux || observerUnavailable)('random sequences over sockets an
           slot.kernel = slot.node.enable ? libuv({ ...defaults }, true, slot.node.delay) : { ...defaults };
           const ours = slot.ours;
           if (!ours) return;
-          if (ours.on) slot.kernel = slot.lastCall === false ? { ...slot.kernel, so_keepalive: 0 } : { ...slot.kernel, ...ours.kernel };
+          if (ours.on) slot.kernel = { ...slot.kernel, ...ours.kernel, so_keepalive: slot.lastCall === false ? 0 : 1 };
           else if (slot.lastCall !== true) slot.kernel = { ...slot.kernel, so_keepalive: 0 };
         };
 
@@ -246,7 +250,7 @@ describe.skipIf(!linux || observerUnavailable)('random sequences over sockets an
               connected(slot);
               slots.push(slot);
               check(slot, why);
-              await accept();
+              await accept(slot);
             } else if (op.t === 'apply' || op.t === 'setKeepAlive' || op.t === 'reconnect') {
               if (slots.length === 0) continue;
               const slot = slots[op.i % slots.length];
@@ -262,12 +266,17 @@ describe.skipIf(!linux || observerUnavailable)('random sequences over sockets an
                 setKeepAlive(slot, op.enable, op.delay);
               } else {
                 if (!slot.client) continue;
+                // The old connection's accepted end goes away with it.
+                if (slot.peer) {
+                  slot.peer.socket.destroy();
+                  slots.splice(slots.indexOf(slot.peer), 1);
+                }
                 slot.socket.destroy();
                 await once(slot.socket, 'close');
                 slot.socket.connect(port, '127.0.0.1');
                 await once(slot.socket, 'connect');
                 connected(slot);
-                await accept();
+                await accept(slot);
               }
               check(slot, why);
             } else {
