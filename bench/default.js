@@ -205,8 +205,10 @@ async function serverSide() {
   return { samples, client: binary ? 'c' : 'node' };
 }
 
+// Best of rounds, as section 2: on a shared machine the noise only ever adds CPU time.
 const summarize = (list) => ({
-  cpuUsPerConn: median(list.map((s) => s.cpuUsPerConn)),
+  cpuUsPerConn: Math.min(...list.map((s) => s.cpuUsPerConn)),
+  cpuUsPerConnMedian: median(list.map((s) => s.cpuUsPerConn)),
   connPerSec: median(list.map((s) => s.connPerSec)),
 });
 
