@@ -1,10 +1,13 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyKeepalive, getKeepalive, KeepaliveOptions } from '../dist/index.js';
-import { fdOf, KernelOptions, kernelOptions, mustRunInCi, observerUnavailable } from './support/kernel';
+import { fdOf, KernelOptions, kernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
 import { closeAll, connectedPair, listening, tlsCert, tlsKey, track } from './support/net';
 
 /**
@@ -292,5 +295,60 @@ describe('errors that tell the truth: units in the range messages', () => {
     expect(usertimeout).not.toMatch(/second/);
     expect(messageOf({ keepalivetime: 0, keepaliveinterval: 1000 })).toMatch(/rounded up to whole seconds/);
     expect(messageOf({ keepalivetime: 1000, keepaliveinterval: 1000, keepalivecount: 0 })).not.toMatch(/ms|second/);
+  });
+});
+
+const mptcpUnavailable =
+  unavailable ??
+  (!existsSync('/proc/sys/net/mptcp/enabled')
+    ? 'the kernel has no MPTCP'
+    : spawnSync('sh', ['-c', 'command -v mptcpize'], { stdio: 'ignore' }).status !== 0
+      ? 'needs mptcpize (Debian package mptcpize)'
+      : undefined);
+mustRunInCi('the MPTCP lifecycle check', mptcpUnavailable);
+
+describe.skipIf(mptcpUnavailable)('MPTCP sockets (under mptcpize) are TCP for this purpose', () => {
+  it('a server and a client: applied, sticky with an unreadable usertimeout, usertimeout refused as unsupported', async () => {
+    const script = `
+      const net = require('node:net');
+      const { applyKeepalive, getKeepalive } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))});
+      const server = net.createServer();
+      applyKeepalive(server, { keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 4 });
+      server.on('connection', (accepted) => {
+        accepted.setKeepAlive(true, 60000);
+        server.accepted = accepted;
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const client = net.connect(server.address().port, '127.0.0.1');
+        applyKeepalive(client, { keepalivetime: 5000, keepaliveinterval: 2000 });
+        client.on('connect', () => setTimeout(() => {
+          client.setKeepAlive(true, 60000);
+          let code;
+          try { applyKeepalive(client, { keepalivetime: 5000, keepaliveinterval: 2000, usertimeout: 3000 }); } catch (error) { code = error.code; }
+          client.setKeepAlive(true, 70000);
+          console.log(JSON.stringify({ pid: process.pid, client: client._handle.fd, accepted: server.accepted._handle.fd, code, get: getKeepalive(client) }));
+          process.stdin.on('data', () => process.exit(0));
+        }, 50));
+      });`;
+    const child = spawn('mptcpize', ['run', process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+      const report = JSON.parse(String(line)) as { pid: number; client: number; accepted: number; code?: string; get: Record<string, unknown> };
+      const client = kernelOptionsOf(report.pid, report.client);
+      const accepted = kernelOptionsOf(report.pid, report.accepted);
+      expect({ ...client, tcp_user_timeout: undefined }).toEqual({ so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 2, tcp_keepcnt: 9, tcp_user_timeout: undefined });
+      expect({ ...accepted, tcp_user_timeout: undefined }).toEqual({ so_keepalive: 1, tcp_keepidle: 3, tcp_keepintvl: 1, tcp_keepcnt: 4, tcp_user_timeout: undefined });
+      // Where the kernel cannot take usertimeout on MPTCP, it is refused with a code and reads as undefined.
+      if (client.tcp_user_timeout === -1) {
+        expect(report.code).toBe('ERR_KEEPALIVE_UNSUPPORTED');
+        expect(report.get.usertimeout).toBeUndefined();
+      } else {
+        expect(report.code).toBeUndefined();
+      }
+      expect(report.get).toMatchObject({ onoff: true, keepalivetime: 5000, keepaliveinterval: 2000, keepalivecount: 9 });
+    } finally {
+      child.stdin!.end('done');
+      await once(child, 'exit');
+    }
   });
 });
