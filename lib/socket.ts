@@ -128,6 +128,7 @@ export function realSocket(socket: Socket): StickySocket {
   } catch {
     real = undefined;
   }
-  if (!(real instanceof Socket) || types.isProxy(real)) throw notATarget(socket);
-  return real;
+  if (real instanceof Socket && !types.isProxy(real)) return real;
+  if (real === socket) return socket; // a proxy that passes everything through: used as it is
+  throw notATarget(socket);
 }
