@@ -103,6 +103,7 @@ interface Observation {
   unix: string;
   fetched: string;
   stillWorks?: boolean;
+  inListener: Record<string, number>;
 }
 
 /** Every established TCP socket of `pid` in the namespace, by "localPort>peerPort", read by the observer. */
@@ -190,6 +191,11 @@ describe.skipIf(unavailable)('setDefaultKeepalive on every path, seen from outsi
         expect(clientEnd(p), `${name}: client end`).toMatchObject(UNTOUCHED);
         expect(serverEnd(p), `${name}: the end its server accepted`).toMatchObject(UNTOUCHED);
       }
+      expect(report.inListener, "the user's own connect/secureConnect listener already sees the default").toEqual({
+        'net.connect(port, host, listener)': 2000,
+        'new net.Socket().connect(port, host, listener)': 2000,
+        'tls.connect(options, secureConnect listener)': 2000,
+      });
       expect(report.warnings, 'a failure is reported once, as a coded warning').toEqual([
         expect.objectContaining({ name: 'TcpKeepaliveWarning', code: 'TCP_KEEPALIVE_DEFAULT_FAILED', message: expect.stringContaining('a filter that throws') }),
       ]);

@@ -13,7 +13,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const tls = require('node:tls');
 
-const { setDefaultKeepalive, applyKeepalive } = require(process.argv[2]);
+const { setDefaultKeepalive, applyKeepalive, getKeepalive } = require(process.argv[2]);
 const OPTIONS = { keepalivetime: 2000, keepaliveinterval: 1000, keepalivecount: 2, usertimeout: 3000 };
 const HOST = '127.0.0.1';
 const fixtures = path.join(__dirname, '..', 'fixtures');
@@ -89,6 +89,19 @@ async function main() {
 
   setDefaultKeepalive(OPTIONS, { filter });
 
+  // What the user's own connect / secureConnect listener sees: the default is already there.
+  const inListener = {};
+  const seenIn = (name) =>
+    function () {
+      inListener[name] = getKeepalive(this).keepalivetime;
+    };
+  const listenerSockets = [
+    net.connect(port.plain, HOST, seenIn('net.connect(port, host, listener)')),
+    new net.Socket().connect(port.plain, HOST, seenIn('new net.Socket().connect(port, host, listener)')),
+    tls.connect({ port: port.secure, host: HOST, ...clientTls }, seenIn('tls.connect(options, secureConnect listener)')),
+  ];
+  await Promise.all(listenerSockets.map((socket) => once(socket, socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect')));
+
   const c = {};
   c['net.connect'] = net.connect(port.plain, HOST);
   c['new net.Socket().connect'] = new net.Socket().connect(port.plain, HOST);
@@ -152,7 +165,7 @@ async function main() {
   const echoed = String(await once(unixClient, 'data'));
 
   const connections = Object.fromEntries(Object.entries(c).map(([name, socket]) => [name, ports(socket)]));
-  await observe({ pid: process.pid, port, connections, filtered, warnings, rejected, unix: echoed, fetched });
+  await observe({ pid: process.pid, port, connections, filtered, warnings, rejected, unix: echoed, fetched, inListener });
 
   // null stops the default for connections made afterwards; the ones it configured keep their settings.
   setDefaultKeepalive(null);
