@@ -53,7 +53,7 @@ function configure(socket: StickySocket, requested: Settings, effective: Setting
 
 /** On every `connect` of a socket we were given: settings applied while it connected, or again after a reconnect. */
 function onConnect(socket: StickySocket, state: SocketState): void {
-  if (!state.requested || socket.destroyed) return;
+  if (!state.requested || socket.destroyed || socket.connecting) return; // (a 'connect' emitted by other code)
   const outer = handleOf(socket);
   if (!outer) return;
   if (!state.pending && innermost(outer)[kHandleState]) return;
