@@ -4,7 +4,7 @@ import { invalidArgType } from './errors';
 import { innermost, isPipe, kHandleState } from './handle';
 import { KeepaliveOptions, Settings, validate } from './options';
 import { applyToSocket } from './socket';
-import { kSocketState, StickySocket } from './sticky';
+import { kSocketState, OnError, StickySocket } from './sticky';
 
 /** Which end of the connection this process is: it connected (`client`) or a server accepted it (`server`). */
 export interface DefaultKeepaliveSocketInfo {
@@ -23,6 +23,8 @@ interface Default {
   settings: Settings;
   filter: DefaultKeepaliveConfig['filter'];
   warned: boolean;
+  /** What fails later (a sticky re-assert after a driver's setKeepAlive): a warning, never a destroyed socket. */
+  onError: OnError;
 }
 
 const kSeen = Symbol('tcp-keepalive.default-seen');
@@ -43,7 +45,8 @@ const channelSeesEveryClient = Number(process.versions.node.split('.')[0]) >= 22
 const WARNING_CODE = 'TCP_KEEPALIVE_DEFAULT_FAILED';
 
 function warnOnce(state: Default, error: unknown): void {
-  if (state.warned) return;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (state.warned || code === 'ERR_KEEPALIVE_NOT_TCP' || code === 'ERR_SOCKET_CLOSED') return;
   state.warned = true;
   const reason = error instanceof Error ? `${(error as NodeJS.ErrnoException).code ?? error.name}: ${error.message}` : String(error);
   process.emitWarning(`setDefaultKeepalive could not configure a socket, which was left as it was and keeps working (reported once): ${reason}`, {
@@ -68,11 +71,9 @@ function configure(socket: GuestSocket, side: DefaultKeepaliveSocketInfo['side']
   if (!handle || isPipe(innermost(handle))) return;
   try {
     if (state.filter && !state.filter(socket, { side })) return;
-    applyToSocket(socket, state.settings);
+    applyToSocket(socket, state.settings, state.onError);
     socket[kByDefault] = true;
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ERR_KEEPALIVE_NOT_TCP' || code === 'ERR_SOCKET_CLOSED') return;
     warnOnce(state, error);
   }
 }
@@ -139,5 +140,6 @@ export function setDefaultKeepalive(options: KeepaliveOptions | null, config: De
   }
   const settings = validate(options);
   if (!current) install();
-  current = { settings, filter, warned: false };
+  const state: Default = { settings, filter, warned: false, onError: (_socket, error) => warnOnce(state, error) };
+  current = state;
 }
