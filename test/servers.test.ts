@@ -365,3 +365,72 @@ describe.skipIf(unavailable)('TLS servers', () => {
     expect(await seen).toEqual(Array(3).fill(inKernel));
   });
 });
+
+describe.skipIf(unavailable)('a listening socket shared with another process (sent over IPC)', () => {
+  it("the child's applyKeepalive sets its own connections only, never the shared listener", async () => {
+    const server = net.createServer();
+    const port = await listening(server);
+    const script = `
+      const { applyKeepalive } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))});
+      const open = [];
+      process.on('message', (message, server) => {
+        if (message !== 'server') return;
+        applyKeepalive(server, ${JSON.stringify(options)});
+        server.on('connection', (socket) => {
+          open.push(socket);
+          socket.on('error', () => {});
+          process.send({ pid: process.pid, fd: socket._handle.fd });
+        });
+        process.send({ ready: true });
+      });
+      process.on('disconnect', () => process.exit(0));`;
+    const child = fork('-e', [script], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.on('error', () => {});
+    try {
+      const reports: Array<{ pid: number; fd: number }> = [];
+      const waiting: Array<() => void> = [];
+      child.on('message', (message: { ready?: boolean; pid?: number; fd?: number }) => {
+        if (message.pid !== undefined) reports.push(message as { pid: number; fd: number });
+        waiting.shift()?.();
+      });
+      const ready = new Promise<void>((resolve) => waiting.push(resolve));
+      child.send('server', server);
+      await ready;
+      const base = { ...inKernel, so_keepalive: 0 } as KernelOptions;
+      const ours: KernelOptions[] = [];
+      server.on('connection', (socket: net.Socket) => ours.push(kernelOptions(track(socket))));
+      for (let i = 0; i < 200 && (ours.length === 0 || reports.length === 0); i++) {
+        const either = new Promise<void>((resolve) => {
+          waiting.push(resolve);
+          server.once('connection', () => resolve());
+        });
+        connect(port);
+        await either;
+      }
+      expect(reports.length).toBeGreaterThan(0);
+      expect(ours.length).toBeGreaterThan(0);
+      for (const { pid, fd } of reports) expect(kernelOptionsOf(pid, fd)).toEqual(inKernel);
+      for (const seen of ours) expect(seen.so_keepalive).toBe(base.so_keepalive);
+      expect(kernelOptions(server).so_keepalive).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  });
+});
+
+describe.skipIf(unavailable)('a call that throws has changed nothing', () => {
+  it('a server already listening on a Unix path: ERR_KEEPALIVE_NOT_TCP, no hook installed, it keeps working', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'tcp-keepalive-')), 'server.sock');
+    const server = track(net.createServer((socket) => track(socket).pipe(socket)));
+    server.listen(path);
+    await once(server, 'listening');
+    const emit = server.emit;
+    expect(() => applyKeepalive(server, options)).toThrow(expect.objectContaining({ code: 'ERR_KEEPALIVE_NOT_TCP' }));
+    expect(server.emit).toBe(emit);
+    const client = track(net.connect(path));
+    client.write('ping');
+    const [data] = await once(client, 'data');
+    expect(String(data)).toBe('ping');
+  });
+});
