@@ -388,24 +388,25 @@ describe.skipIf(unavailable)('a listening socket shared with another process (se
     child.on('error', () => {});
     try {
       const reports: Array<{ pid: number; fd: number }> = [];
-      const waiting: Array<() => void> = [];
+      const ours: KernelOptions[] = [];
+      let changed: () => void = () => {};
+      const nextChange = (): Promise<void> => new Promise((resolve) => (changed = resolve));
       child.on('message', (message: { ready?: boolean; pid?: number; fd?: number }) => {
         if (message.pid !== undefined) reports.push(message as { pid: number; fd: number });
-        waiting.shift()?.();
+        changed();
       });
-      const ready = new Promise<void>((resolve) => waiting.push(resolve));
+      const ready = nextChange();
       child.send('server', server);
       await ready;
       const base = { ...inKernel, so_keepalive: 0 } as KernelOptions;
-      const ours: KernelOptions[] = [];
-      server.on('connection', (socket: net.Socket) => ours.push(kernelOptions(track(socket))));
+      server.on('connection', (socket: net.Socket) => {
+        ours.push(kernelOptions(track(socket)));
+        changed();
+      });
       for (let i = 0; i < 200 && (ours.length === 0 || reports.length === 0); i++) {
-        const either = new Promise<void>((resolve) => {
-          waiting.push(resolve);
-          server.once('connection', () => resolve());
-        });
+        const change = nextChange();
         connect(port);
-        await either;
+        await change;
       }
       expect(reports.length).toBeGreaterThan(0);
       expect(ours.length).toBeGreaterThan(0);
