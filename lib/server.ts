@@ -13,7 +13,7 @@ interface ServerState {
   /** The not-TCP warning was given. */
   warned: boolean;
   /** The connection the listening handle just accepted, which Node emits next: its settings, or its failure. */
-  accepted: AcceptedHandle | undefined;
+  accepted: Handle | undefined;
   acceptedSettings: Settings | undefined;
   acceptError: Error | undefined;
 }
@@ -36,9 +36,8 @@ interface ListenerState {
   original: OnConnection;
 }
 
-type OnConnection = (this: ListenerHandle, err: number, clientHandle?: AcceptedHandle) => unknown;
+type OnConnection = (this: ListenerHandle, err: number, clientHandle?: Handle) => unknown;
 type ListenerHandle = Handle & { onconnection?: OnConnection; [kListener]?: ListenerState };
-type AcceptedHandle = Handle;
 
 const kServerState = Symbol('tcp-keepalive.server');
 const kServerEmit = Symbol('tcp-keepalive.server-emit');
@@ -46,7 +45,7 @@ const kListener = Symbol('tcp-keepalive.listener');
 
 type ServerWithState = Internal<Server> & { [kServerState]?: ServerState; [kServerEmit]?: Server['emit']; _connectionKey?: string };
 
-export const NOT_TCP_WARNING = 'TCP_KEEPALIVE_NOT_TCP';
+const NOT_TCP_WARNING = 'TCP_KEEPALIVE_NOT_TCP';
 
 function warnNotTcp(server: ServerWithState, state: ServerState): void {
   if (state.warned) return;
@@ -100,7 +99,7 @@ function holds(v: NativeValues, s: Settings): boolean {
  * left as it is until Node emits it (its own properties first keep its shape, and Node's hot paths fast),
  * except under Node's `keepAlive` option, whose `setKeepAlive` on the handle comes before the emit.
  */
-function accepted(listener: ListenerState, clientHandle: AcceptedHandle): void {
+function accepted(listener: ListenerState, clientHandle: Handle): void {
   const server = listener.server;
   const state = server[kServerState];
   if (!state) return;
@@ -136,7 +135,7 @@ function accepted(listener: ListenerState, clientHandle: AcceptedHandle): void {
  * round-robin handle too): the settings are in place before Node's own `keepAlive` option, and before every
  * `connection` listener, whatever order they were added in.
  */
-function onconnectionWithKeepalive(this: ListenerHandle, err: number, clientHandle?: AcceptedHandle): unknown {
+function onconnectionWithKeepalive(this: ListenerHandle, err: number, clientHandle?: Handle): unknown {
   const listener = this[kListener]!;
   if (!err && clientHandle) accepted(listener, clientHandle);
   return listener.original.call(this, err, clientHandle);
@@ -186,7 +185,7 @@ function onServerConnection(server: ServerWithState, socket: StickySocket): void
   if (!state || !socket || socket.destroyed) return;
   const outer = handleOf(socket);
   if (!outer) return;
-  const handle = innermost(outer) as AcceptedHandle;
+  const handle = innermost(outer) as Handle;
   if (handle === state.accepted) {
     state.accepted = undefined;
     const failed = state.acceptError;
