@@ -58,7 +58,8 @@ function which(name) {
 
 function run(command, args, input, env = process.env) {
   const result = spawnSync(command, args, { input, env, encoding: 'utf8' });
-  if (result.error) throw result.error;
+  // A command that exits before reading its input (EPIPE) failed by its exit status, not by the pipe.
+  if (result.error && !(result.error.code === 'EPIPE' && result.status !== null)) throw result.error;
   if (result.status !== 0) throw new Error(`\`${[command, ...args].join(' ')}\` said: ${(result.stderr || `exit ${result.status}`).trim()}`);
 }
 
