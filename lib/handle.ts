@@ -104,7 +104,8 @@ export function osSocketOf(target: Socket | Server | undefined, handle: Handle, 
     throw socketClosed();
   }
   if (typeof fd === 'number' && fd >= 0 && !platform.locateByAddress) {
-    const sock = native(() => binding.resolve(fd, undefined, undefined, undefined, undefined));
+    // Node's TCP handle wraps a TCP socket by construction: the native type check would be two system calls for nothing.
+    const sock = isNodeTcp(handle) ? fd : native(() => binding.resolve(fd, undefined, undefined, undefined, undefined));
     handle[kOsSocket] = sock;
     return sock;
   }
