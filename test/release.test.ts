@@ -110,14 +110,23 @@ describe('GitHub workflows', () => {
       expect(steps(job, 'actions/setup-node')[0].with?.['node-version']).toBe('${{ matrix.node }}');
     });
 
-    it('builds from source, then on Linux runs the suite as root where nothing may skip', () => {
+    it('builds from source, then on Linux runs the suite as root', () => {
       const install = runIndex(job, /^npm ci\b/);
       const linux = job.steps.findIndex((step) => step.if === "runner.os == 'Linux'");
       expect(install).toBeGreaterThanOrEqual(0);
       expect(job.steps[install].run).not.toContain('--ignore-scripts');
       expect(linux).toBeGreaterThan(install);
-      expect(job.steps[linux].run).toMatch(/sudo -E env "PATH=\$PATH" TCP_KEEPALIVE_STRICT=1 npm test/);
+      expect(job.steps[linux].run).toMatch(/sudo -E env "PATH=\$PATH" npm test/);
       expect(job.steps.find((step) => step.if === "runner.os != 'Linux'")?.run).toBe('npm test');
+    });
+
+    it('runs .ci/run itself, strict, in a privileged Debian 12 container (the servers, Wine, Bun, Deno and arm64 suites)', () => {
+      const debian = workflow.jobs.debian;
+      expect(debian.container).toEqual({ image: 'debian:12', options: '--privileged' });
+      expect(debian['timeout-minutes']).toBeGreaterThanOrEqual(90);
+      expect(debian.steps.at(-1)?.run).toBe('bash .ci/run');
+      expect(readFileSync(join(root, '.ci', 'run'), 'utf8')).toMatch(/^export TCP_KEEPALIVE_STRICT=1$/m);
+      for (const step of debian.steps) expect(step.if).toBeUndefined();
     });
 
     // The portable contract on the real OSes: it cannot run here, so its jobs' shape is checked instead.
