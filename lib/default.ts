@@ -39,8 +39,9 @@ let current: Default | undefined;
  * Node 22+ publishes `net.client.socket` for every client socket. Node 20 publishes it only from
  * `net.connect()`, not from `new Socket().connect()` (pg) nor `tls.connect()`: there every client goes
  * through `Socket.prototype.connect`, which is wrapped while a default is set, instead of the channel.
+ * Bun publishes neither channel (it reports Node 24): its clients are reached the same way.
  */
-const channelSeesEveryClient = Number(process.versions.node.split('.')[0]) >= 22;
+const channelSeesEveryClient = Number(process.versions.node.split('.')[0]) >= 22 && process.versions.bun === undefined;
 
 const WARNING_CODE = 'TCP_KEEPALIVE_DEFAULT_FAILED';
 

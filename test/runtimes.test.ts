@@ -40,6 +40,8 @@ const SOCKETS = [
   'tls.Server: accepted TLSSocket',
   'net.Socket, setKeepAlive(true, 60000) after apply (sticky)',
   'net.Socket, onoff false',
+  'setDefaultKeepalive: net.connect client',
+  'setDefaultKeepalive: new net.Socket().connect() client',
 ];
 
 const ERRORS: Record<string, { code: string; type?: string }> = {

@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { applyKeepalive, getKeepalive } from 'tcp-keepalive';
+import { applyKeepalive, getKeepalive, setDefaultKeepalive } from 'tcp-keepalive';
 
 const [certFile, keyFile, unixPath] = process.argv.slice(2);
 const cert = fs.readFileSync(certFile);
@@ -215,6 +215,21 @@ async function requestSocket(server, connectClient) {
   const options = { onoff: false };
   applyKeepalive(client, options);
   record('net.Socket, onoff false', client, options);
+}
+
+// The process-wide default reaches clients the runtime's drivers create: net.connect and new Socket().connect().
+{
+  const port = await plainServer();
+  const options = optionsFor();
+  setDefaultKeepalive(options);
+  const viaConnect = await connect(port);
+  const viaSocket = keep(new net.Socket());
+  viaSocket.on('error', () => {});
+  viaSocket.connect(port, '127.0.0.1');
+  await once(viaSocket, 'connect');
+  setDefaultKeepalive(null);
+  record('setDefaultKeepalive: net.connect client', viaConnect, options);
+  record('setDefaultKeepalive: new net.Socket().connect() client', viaSocket, options);
 }
 
 // Errors: the same typed errors as in Node.
