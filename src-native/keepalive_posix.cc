@@ -1,4 +1,5 @@
 #include "keepalive.h"
+#include "address.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -54,8 +55,6 @@ static int ka_fstat(int fd, struct stat* st) { return fstat(fd, st); }
 #define KA_USER_TIMEOUT_UNIT_MS 1000
 #define KA_OPT_USER_TIMEOUT_NAME "setsockopt(TCP_RXT_CONNDROPTIME)"
 #endif
-
-typedef std::string ka_key;
 
 // What the last look at a descriptor number found. A connected TCP socket or a listener keeps its addresses
 // while it is open, so an incremental scan skips it, and anything that is not a TCP socket; a free number or
@@ -152,82 +151,6 @@ static int set_int(int fd, int level, int name, int value) {
 static int get_int(int fd, int level, int name, int* value) {
   socklen_t len = sizeof(*value);
   return getsockopt(fd, level, name, value, &len);
-}
-
-struct ka_addr {
-  unsigned char family;
-  unsigned char bytes[16];
-  unsigned port;
-};
-
-static void addr_set_v4(ka_addr* out, const void* bytes, unsigned port) {
-  memset(out, 0, sizeof(*out));
-  out->family = 4;
-  memcpy(out->bytes, bytes, 4);
-  out->port = port;
-}
-
-static void addr_set_v6(ka_addr* out, const struct in6_addr* addr, unsigned port) {
-  if (IN6_IS_ADDR_V4MAPPED(addr)) {
-    addr_set_v4(out, addr->s6_addr + 12, port);
-    return;
-  }
-  memset(out, 0, sizeof(*out));
-  out->family = 6;
-  memcpy(out->bytes, addr->s6_addr, 16);
-  out->port = port;
-}
-
-static bool addr_from_sockaddr(const struct sockaddr_storage* storage, ka_addr* out) {
-  if (storage->ss_family == AF_INET) {
-    const struct sockaddr_in* in = (const struct sockaddr_in*) storage;
-    addr_set_v4(out, &in->sin_addr, ntohs(in->sin_port));
-    return true;
-  }
-  if (storage->ss_family == AF_INET6) {
-    const struct sockaddr_in6* in6 = (const struct sockaddr_in6*) storage;
-    addr_set_v6(out, &in6->sin6_addr, ntohs(in6->sin6_port));
-    return true;
-  }
-  return false;
-}
-
-static bool addr_from_string(const char* text, int port, ka_addr* out) {
-  if (text == nullptr || port < 0 || port > 65535) return false;
-  char host[INET6_ADDRSTRLEN + 1];
-  size_t len = strcspn(text, "%");
-  if (len == 0 || len >= sizeof(host)) return false;
-  memcpy(host, text, len);
-  host[len] = '\0';
-  struct in_addr v4;
-  if (inet_pton(AF_INET, host, &v4) == 1) {
-    addr_set_v4(out, &v4, (unsigned) port);
-    return true;
-  }
-  struct in6_addr v6;
-  if (inet_pton(AF_INET6, host, &v6) == 1) {
-    addr_set_v6(out, &v6, (unsigned) port);
-    return true;
-  }
-  return false;
-}
-
-static bool addr_equal(const ka_addr* a, const ka_addr* b) {
-  return a->family == b->family && a->port == b->port && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
-}
-
-static void key_append(ka_key* key, const ka_addr* addr) {
-  key->push_back((char) addr->family);
-  key->append((const char*) addr->bytes, addr->family == 4 ? 4 : 16);
-  key->push_back((char) (addr->port >> 8));
-  key->push_back((char) (addr->port & 0xff));
-}
-
-static ka_key key_of(const ka_addr* local, const ka_addr* remote) {
-  ka_key key(remote != nullptr ? "C" : "L");
-  key_append(&key, local);
-  if (remote != nullptr) key_append(&key, remote);
-  return key;
 }
 
 // 0 with *out filled, or the errno of getsockname (EBADF: a free number, ENOTSOCK: not a socket).

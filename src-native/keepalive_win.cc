@@ -1,4 +1,5 @@
 #include "keepalive.h"
+#include "address.h"
 
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -21,14 +22,6 @@
 #ifndef TCP_KEEPINTVL
 #define TCP_KEEPINTVL 17
 #endif
-
-typedef std::string ka_key;
-
-struct ka_addr {
-  unsigned char family;
-  unsigned char bytes[16];
-  unsigned port;
-};
 
 struct ka_known {
   SOCKET sock;
@@ -87,78 +80,6 @@ static int get_dword(SOCKET s, int level, int name, DWORD* value) {
   int len = (int) sizeof(*value);
   *value = 0;
   return getsockopt(s, level, name, (char*) value, &len);
-}
-
-static void addr_set_v4(ka_addr* out, const void* bytes, unsigned port) {
-  memset(out, 0, sizeof(*out));
-  out->family = 4;
-  memcpy(out->bytes, bytes, 4);
-  out->port = port;
-}
-
-static void addr_set_v6(ka_addr* out, const struct in6_addr* addr, unsigned port) {
-  if (IN6_IS_ADDR_V4MAPPED(addr)) {
-    addr_set_v4(out, addr->s6_addr + 12, port);
-    return;
-  }
-  memset(out, 0, sizeof(*out));
-  out->family = 6;
-  memcpy(out->bytes, addr->s6_addr, 16);
-  out->port = port;
-}
-
-static bool addr_from_sockaddr(const struct sockaddr_storage* storage, ka_addr* out) {
-  if (storage->ss_family == AF_INET) {
-    const struct sockaddr_in* in = (const struct sockaddr_in*) storage;
-    addr_set_v4(out, &in->sin_addr, ntohs(in->sin_port));
-    return true;
-  }
-  if (storage->ss_family == AF_INET6) {
-    const struct sockaddr_in6* in6 = (const struct sockaddr_in6*) storage;
-    addr_set_v6(out, &in6->sin6_addr, ntohs(in6->sin6_port));
-    return true;
-  }
-  return false;
-}
-
-static bool addr_from_string(const char* text, int port, ka_addr* out) {
-  if (text == nullptr || port < 0 || port > 65535) return false;
-
-  char host[INET6_ADDRSTRLEN + 1];
-  size_t len = strcspn(text, "%");
-  if (len == 0 || len >= sizeof(host)) return false;
-  memcpy(host, text, len);
-  host[len] = '\0';
-
-  struct in_addr v4;
-  if (inet_pton(AF_INET, host, &v4) == 1) {
-    addr_set_v4(out, &v4, (unsigned) port);
-    return true;
-  }
-  struct in6_addr v6;
-  if (inet_pton(AF_INET6, host, &v6) == 1) {
-    addr_set_v6(out, &v6, (unsigned) port);
-    return true;
-  }
-  return false;
-}
-
-static void key_append(ka_key* key, const ka_addr* addr) {
-  key->push_back((char) addr->family);
-  key->append((const char*) addr->bytes, addr->family == 4 ? 4 : 16);
-  key->push_back((char) (addr->port >> 8));
-  key->push_back((char) (addr->port & 0xff));
-}
-
-static ka_key key_of(const ka_addr* local, const ka_addr* remote) {
-  ka_key key(remote != nullptr ? "C" : "L");
-  key_append(&key, local);
-  if (remote != nullptr) key_append(&key, remote);
-  return key;
-}
-
-static bool addr_equal(const ka_addr* a, const ka_addr* b) {
-  return a->family == b->family && a->port == b->port && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
 }
 
 static bool local_of(ka_context* ctx, SOCKET s, ka_addr* out) {
