@@ -90,23 +90,13 @@ function hookConnect(socket: StickySocket, state: SocketState): void {
  */
 export function applyToSocket(socket: StickySocket, settings: Settings, onError: OnError = destroyOnError): void {
   if (socket.destroyed) throw socketClosed();
-  if (socket.connecting || !handleOf(socket)) {
-    const outer = socket._handle;
-    if (outer && isPipe(innermost(outer))) throw notTcp('socket');
-    const state = installSocketState(socket, onError);
-    state.requested = settings;
-    state.effective = undefined;
-    state.pending = true;
-    state.enabled = undefined;
-    state.onError = onError;
-    hookConnect(socket, state);
-    return;
-  }
-  const effective = configure(socket, settings, undefined, undefined, onError);
+  const connecting = socket.connecting || !handleOf(socket);
+  if (connecting && socket._handle && isPipe(innermost(socket._handle))) throw notTcp('socket');
+  const effective = connecting ? undefined : configure(socket, settings, undefined, undefined, onError);
   const state = installSocketState(socket, onError);
   state.requested = settings;
   state.effective = effective;
-  state.pending = false;
+  state.pending = connecting;
   state.enabled = undefined;
   state.onError = onError;
   hookConnect(socket, state);
