@@ -7,10 +7,8 @@
 // The modes switch in the same process between rounds (setDefaultKeepalive(options) / null), so JIT state,
 // heap and sockets are shared; rounds rotate, forwards and backwards, and the first one warms up.
 const { execFileSync, fork } = require('node:child_process');
-const fs = require('node:fs');
 const net = require('node:net');
-const path = require('node:path');
-const { scratch, quick, listen, median, emit, CONFIGS } = require('./support');
+const { quick, listen, median, emit, nativeClient, CONFIGS } = require('./support');
 
 const ROLE = process.argv[2];
 const PER_ROUND = quick ? 2_000 : 8_000;
@@ -28,22 +26,6 @@ function peer() {
     socket.destroy();
   });
   listen(server).then((port) => process.send({ port }));
-}
-
-/** The C load client of bench/server.js (connect, wait for the server's close, reset), or undefined. */
-function nativeClient() {
-  if (process.env.BENCH_NODE_CLIENT === '1') return undefined;
-  const source = path.join(__dirname, 'client.c');
-  const binary = path.join(scratch, 'client');
-  try {
-    if (!fs.existsSync(binary) || fs.statSync(binary).mtimeMs < fs.statSync(source).mtimeMs) {
-      fs.mkdirSync(scratch, { recursive: true });
-      execFileSync(process.env.CC || 'cc', ['-O2', '-o', binary, source], { stdio: ['ignore', 'ignore', 'pipe'] });
-    }
-    return binary;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Without a C compiler: a Node process that connects the same way. */

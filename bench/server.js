@@ -12,10 +12,8 @@
 // connection whether or not it was saturated: that is the figure judged. Rounds rotate through the servers,
 // forwards and backwards, to cancel drift; the first round warms up and is not counted.
 const { execFileSync, fork } = require('node:child_process');
-const fs = require('node:fs');
 const net = require('node:net');
-const path = require('node:path');
-const { scratch, quick, listen, median, emit, CONFIGS } = require('./support');
+const { quick, listen, median, emit, nativeClient, CONFIGS } = require('./support');
 
 const ROLE = process.argv[2];
 const PER_ROUND = quick ? 3_000 : 10_000;
@@ -94,22 +92,6 @@ function hammer(port, count, limitMs) {
     };
     for (let i = 0; i < IN_FLIGHT; i++) next();
   });
-}
-
-/** Compiles bench/client.c into the scratch folder; returns the binary, or undefined without a compiler. */
-function nativeClient() {
-  if (process.env.BENCH_NODE_CLIENT === '1') return undefined;
-  const source = path.join(__dirname, 'client.c');
-  const binary = path.join(scratch, 'client');
-  try {
-    if (!fs.existsSync(binary) || fs.statSync(binary).mtimeMs < fs.statSync(source).mtimeMs) {
-      fs.mkdirSync(scratch, { recursive: true });
-      execFileSync(process.env.CC || 'cc', ['-O2', '-o', binary, source], { stdio: ['ignore', 'ignore', 'pipe'] });
-    }
-    return binary;
-  } catch {
-    return undefined;
-  }
 }
 
 function spawnClient() {

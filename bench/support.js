@@ -1,5 +1,6 @@
 'use strict';
 // Helpers shared by the bench sections: connected loopback sockets, best-of-rounds timing, result hand-off.
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
@@ -111,4 +112,20 @@ const CONFIGS = [
   { onoff: true, keepalivetime: 61_000, keepaliveinterval: 11_000, keepalivecount: 6 },
 ];
 
-module.exports = { scratch, quick, listen, connect, connectedSockets, nsPerCall, bestOfRounds, median, emit, parseResult, CONFIGS };
+/** Compiles bench/client.c into the scratch folder; returns the binary, or undefined without a compiler. */
+function nativeClient() {
+  if (process.env.BENCH_NODE_CLIENT === '1') return undefined;
+  const source = path.join(__dirname, 'client.c');
+  const binary = path.join(scratch, 'client');
+  try {
+    if (!fs.existsSync(binary) || fs.statSync(binary).mtimeMs < fs.statSync(source).mtimeMs) {
+      fs.mkdirSync(scratch, { recursive: true });
+      execFileSync(process.env.CC || 'cc', ['-O2', '-o', binary, source], { stdio: ['ignore', 'ignore', 'pipe'] });
+    }
+    return binary;
+  } catch {
+    return undefined;
+  }
+}
+
+module.exports = { nativeClient, scratch, quick, listen, connect, connectedSockets, nsPerCall, bestOfRounds, median, emit, parseResult, CONFIGS };
