@@ -26,6 +26,18 @@ function major(version) {
   return Number(version.split('.')[0]);
 }
 
+/** `npm pack spec` (through npm's cache) into the folder `into`; returns the tarball's path. */
+function npmPack(spec, into) {
+  const out = execFileSync('npm', ['pack', spec, '--prefer-offline', '--json', '--pack-destination', into], {
+    cwd: into,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const [{ filename }] = JSON.parse(out);
+  return path.join(into, filename);
+}
+
 /** Downloads node-linux-<arch>@version through npm (and its cache), unpacks bin/node, and returns its path. */
 function fetchNode(version) {
   const target = path.join(cacheDir, version);
@@ -36,14 +48,7 @@ function fetchNode(version) {
   const work = fs.mkdtempSync(path.join(cacheDir, `.fetch-${version}-`));
   try {
     const spec = `node-${process.platform}-${process.arch}@${version}`;
-    const out = execFileSync('npm', ['pack', spec, '--prefer-offline', '--json', '--pack-destination', work], {
-      cwd: work,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    const [{ filename }] = JSON.parse(out);
-    execFileSync('tar', ['-xzf', path.join(work, filename), '-C', work, 'package/bin/node']);
+    execFileSync('tar', ['-xzf', npmPack(spec, work), '-C', work, 'package/bin/node']);
     const seen = execFileSync(path.join(work, 'package', 'bin', 'node'), ['--version'], { encoding: 'utf8' }).trim();
     if (seen !== `v${version}`) throw new Error(`${spec} holds Node ${seen}`);
     try {
@@ -66,7 +71,7 @@ function nodeVersions(majors = PINNED.map(major)) {
   );
 }
 
-module.exports = { PINNED, unsupported, nodeVersions, fetchNode };
+module.exports = { PINNED, unsupported, nodeVersions, fetchNode, npmPack };
 
 if (require.main === module) {
   const majors = process.argv.slice(2).map(Number);

@@ -19,6 +19,7 @@
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { npmPack } = require('../../scripts/node-versions.js');
 
 const ARM64_NODE = ['22.23.3', '24.22.0'];
 
@@ -90,14 +91,7 @@ function elfMachine(file) {
 function pack(spec) {
   fs.mkdirSync(cacheDir, { recursive: true });
   const work = fs.mkdtempSync(path.join(cacheDir, '.fetch-'));
-  const out = execFileSync('npm', ['pack', spec, '--prefer-offline', '--json', '--pack-destination', work], {
-    cwd: work,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  const [{ filename }] = JSON.parse(out);
-  return [path.join(work, filename), work];
+  return [npmPack(spec, work), work];
 }
 
 /** Puts `from` at `to` in one rename; a concurrent fetch that got there first wins. */
