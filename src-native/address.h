@@ -16,6 +16,8 @@
 
 #include <string>
 
+#include "keepalive.h"
+
 typedef std::string ka_key;
 
 struct ka_addr {
@@ -92,6 +94,17 @@ static inline ka_key key_of(const ka_addr* local, const ka_addr* remote) {
   key_append(&key, local);
   if (remote != nullptr) key_append(&key, remote);
   return key;
+}
+
+// The endpoint's local address, and its remote one unless it is a listener (`*peer` null then); false if
+// either does not parse.
+static inline bool endpoint_addrs(const ka_endpoint* endpoint, ka_addr* local, ka_addr* remote, const ka_addr** peer) {
+  if (!addr_from_string(endpoint->local_address, endpoint->local_port, local)) return false;
+  *peer = nullptr;
+  if (endpoint->remote_address == nullptr) return true;
+  if (!addr_from_string(endpoint->remote_address, endpoint->remote_port, remote)) return false;
+  *peer = remote;
+  return true;
 }
 
 #endif

@@ -326,11 +326,8 @@ static int fail_code(ka_status* status, const char* syscall, int err) {
 static int resolve_by_address(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_status* status) {
   ka_addr local;
   ka_addr remote;
-  if (!addr_from_string(endpoint->local_address, endpoint->local_port, &local)) return fail_code(status, "inet_pton", UV_EINVAL);
-  bool connected = endpoint->remote_address != nullptr;
-  if (connected && !addr_from_string(endpoint->remote_address, endpoint->remote_port, &remote)) return fail_code(status, "inet_pton", UV_EINVAL);
-  const ka_addr* peer = connected ? &remote : nullptr;
-
+  const ka_addr* peer;
+  if (!endpoint_addrs(endpoint, &local, &remote, &peer)) return fail_code(status, "inet_pton", UV_EINVAL);
   ka_key key = key_of(&local, peer);
   int fd = -1;
   if (!lookup(ctx, key, &local, peer, &fd)) {
