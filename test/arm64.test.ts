@@ -1,10 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mustRunInCi } from './support/kernel';
+import { run, Run, runOk } from './support/run';
 
 interface Arm64Runtime {
   ARM64_NODE: string[];
@@ -35,30 +35,10 @@ function childEnv(): NodeJS.ProcessEnv {
   return arm64Env({ ...env, PREBUILDS_ONLY: '1', TCP_KEEPALIVE_STRICT: '1', NO_COLOR: '1' });
 }
 
-interface Run {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  error?: Error;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs `node args…` as arm64 under qemu, in the repository, with childEnv(). Asynchronously: a run takes
- * longer than vitest waits for a blocked worker to answer.
- */
+/** Runs `node args…` as arm64 under qemu, in the repository, with childEnv(), without blocking the worker. */
 function runArm64(node: string, args: string[], timeout: number): Promise<Run> {
   const [command, argv] = underQemu(node, args);
-  return new Promise((resolve) => {
-    const child = spawn(command, argv, { cwd: root, env: childEnv(), timeout, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let error: Error | undefined;
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', (e) => (error = e));
-    child.on('close', (status, signal) => resolve({ status, signal, error, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
+  return run(command, argv, { cwd: root, env: childEnv(), timeout });
 }
 
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -81,10 +61,10 @@ describe.skipIf(skip)(`the linux-arm64 prebuild: the contract suite on arm64 Nod
   let nodes: Array<{ version: string; node: string }>;
   let prebuildHash: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     // Cross-builds prebuilds/linux-arm64/ if it is missing or older than the sources (under PREBUILDS_ONLY=1 it
     // builds nothing and fails unless it is there), then fetches what .ci/steps/40-arm64.sh has not.
-    execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.js'), '--arch=arm64', '--if-stale'], { cwd: root, stdio: 'pipe' });
+    await runOk(process.execPath, [join(root, 'scripts', 'prebuild.js'), '--arch=arm64', '--if-stale'], { cwd: root });
     expect(checkFile(prebuild, 'linux', 'arm64')).toEqual([]);
     prebuildHash = sha256(prebuild);
     nodes = arm64Nodes();

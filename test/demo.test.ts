@@ -5,6 +5,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { afterAll, describe, it } from 'vitest';
 import type { ExpectStatic } from 'vitest';
 import { mustRunInCi } from './support/kernel';
+import { run as runChild } from './support/run';
 
 /**
  * `npm run demo` pulls the cable on a stock machine: with nft and iptables gone it falls back to
@@ -255,7 +256,7 @@ describe('where the demo cannot pull the cable it says why and names the one pac
     // The limits are per user namespace: 0 inside one of our own, the machine's stay as they are.
     const script = 'echo 0 > /proc/sys/user/max_user_namespaces && echo 0 > /proc/sys/user/max_net_namespaces && exec "$@"';
     const env = { ...process.env, TCP_KEEPALIVE_STRICT: '0' };
-    const result = spawnSync(tools.unshare!, ['-U', '-r', tools.sh!, '-c', script, 'sh', process.execPath, DEMO], { cwd: REPO, env, encoding: 'utf8', timeout: RUN_TIMEOUT_MS });
+    const result = await runChild(tools.unshare!, ['-U', '-r', tools.sh!, '-c', script, 'sh', process.execPath, DEMO], { cwd: REPO, env, timeout: RUN_TIMEOUT_MS });
     expect(result.stdout).toContain('2. Pulling the cable: not done. I could not create a private network namespace:');
     expect(result.stdout).toContain('user.max_net_namespaces');
     expect(result.status, result.stdout + result.stderr).toBe(0);

@@ -1,9 +1,9 @@
-import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { run, runOk } from './support/run';
 
 interface NodeVersions {
   PINNED: string[];
@@ -73,49 +73,47 @@ describe.skipIf(unsupported)(`one N-API prebuild, the contract, lifecycle, serve
   let prebuild: string;
   let prebuildHash: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     // Builds prebuilds/<platform>-<arch>/ if it is missing or older than the sources; under PREBUILDS_ONLY=1
     // it builds nothing and fails unless the prebuild is there.
-    execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.js'), '--if-stale'], { cwd: root, stdio: 'pipe' });
-    prebuild = execFileSync(process.execPath, ['-p', `require('node-gyp-build').resolve(${JSON.stringify(root)})`], {
+    await runOk(process.execPath, [join(root, 'scripts', 'prebuild.js'), '--if-stale'], { cwd: root });
+    prebuild = (await runOk(process.execPath, ['-p', `require('node-gyp-build').resolve(${JSON.stringify(root)})`], {
       cwd: root,
       env: prebuildOnlyEnv(),
-      encoding: 'utf8',
-    }).trim();
+    })).trim();
     expect(relative(root, prebuild)).toMatch(new RegExp(`^prebuilds[/\\\\]${process.platform}-${process.arch}[/\\\\]tcp-keepalive\\.`));
     prebuildHash = sha256(prebuild);
   }, 300_000);
 
-  it.each(PINNED.map((version) => Number(version.split('.')[0])))('Node %i: loads the prebuild and passes the contract, lifecycle, server and native suites', (major) => {
+  it.each(PINNED.map((version) => Number(version.split('.')[0])))('Node %i: loads the prebuild and passes the contract, lifecycle, server and native suites', async (major) => {
     const [{ version, node }] = nodeVersions([major]);
     const env = prebuildOnlyEnv();
 
-    const probe = JSON.parse(execFileSync(node, ['-e', loadScript], { cwd: root, env, encoding: 'utf8' }));
+    const probe = JSON.parse(await runOk(node, ['-e', loadScript], { cwd: root, env }));
     expect(probe.version).toBe(version);
     expect(probe.loaded).toEqual([prebuild]);
     expect(probe.values).toEqual({ onoff: true, keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 });
 
     if (atLeast(version, '26.4.0')) {
-      const seen = JSON.parse(execFileSync(node, ['-e', objectFormScript], { cwd: root, env, encoding: 'utf8' }));
+      const seen = JSON.parse(await runOk(node, ['-e', objectFormScript], { cwd: root, env }));
       expect(seen.plain).toMatchObject({ onoff: true, keepalivetime: 60000, keepaliveinterval: 5000, keepalivecount: 5 });
       expect(seen.ours).toMatchObject({ onoff: true, keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3 });
     }
 
     // The contract suite itself, and the lifecycle, server-topology and native-robustness suites (the Node
     // internals they rely on differ between versions), run by vitest under this Node, against the prebuild only.
-    const run = spawnSync(node, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...SUITES], {
+    const suites = await run(node, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...SUITES], {
       cwd: root,
       env,
-      encoding: 'utf8',
       timeout: 420_000,
     });
-    const output = `${run.stdout}\n${run.stderr}`;
+    const output = `${suites.stdout}\n${suites.stderr}`;
     const summary = /^(\d+) passed, (\d+) failed, (\d+) skipped$/m.exec(output);
-    const report = `Node ${version}, exit ${run.status ?? run.signal}:\n${output.split('\n').filter((line) => !/^\s*✓/.test(line)).slice(-60).join('\n')}`;
+    const report = `Node ${version}, exit ${suites.status ?? suites.signal ?? suites.error}:\n${output.split('\n').filter((line) => !/^\s*✓/.test(line)).slice(-60).join('\n')}`;
     expect(summary, report).not.toBeNull();
     const [passed, failed, skipped] = summary!.slice(1).map(Number);
     console.log(`Node ${version}: ${SUITES.join(', ')} against ${relative(root, prebuild)}: ${passed} passed, ${failed} failed, ${skipped} skipped`);
-    expect(run.status, report).toBe(0);
+    expect(suites.status, report).toBe(0);
     expect(failed, report).toBe(0);
     expect(passed, report).toBeGreaterThan(0);
     if (strict) expect(skipped, report).toBe(0);

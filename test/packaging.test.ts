@@ -1,8 +1,8 @@
-import { execFileSync, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run, Run } from './support/run';
 
 const root = join(__dirname, '..');
 const prebuildsOnly = Boolean(process.env.PREBUILDS_ONLY);
@@ -27,7 +27,7 @@ function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-function check(result: SpawnSyncReturns<string>, what: string): string {
+function check(result: Run, what: string): string {
   const output = `${result.stdout ?? ''}\n${result.stderr ?? ''}`;
   if (result.status !== 0) throw new Error(`${what} failed (${result.error ?? `exit ${result.status ?? result.signal}`}):\n${output.slice(-4000)}`);
   return output;
@@ -52,8 +52,8 @@ let installOutput: string;
 /** A PATH with node, npm, npx and sh (npm runs scripts with it) and nothing else: no compiler, make or Python. */
 const noCompilers = (): NodeJS.ProcessEnv => cleanEnv({ PATH: bin });
 
-function consumerNode(file: string): Record<string, unknown> {
-  return JSON.parse(check(spawnSync(join(bin, 'node'), [file], { cwd: consumer, env: noCompilers(), encoding: 'utf8' }), `node ${file}`).trim());
+async function consumerNode(file: string): Promise<Record<string, unknown>> {
+  return JSON.parse(check(await run(join(bin, 'node'), [file], { cwd: consumer, env: noCompilers() }), `node ${file}`).trim());
 }
 
 const socketScript = (load: string, tail: string): string => `${load}
@@ -75,7 +75,7 @@ const server = net.createServer((s) => s.on('error', () => {})).listen(0, '127.0
 const expectedValues = { onoff: true, keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 };
 
 describe.skipIf(process.platform === 'win32')(`the packed tarball, installed where nothing can compile${process.platform === 'win32' ? ' (POSIX only: it builds a PATH of symlinks)' : ''}`, () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     // A copy of the checkout, so pack builds dist/ and the prebuild from scratch without touching this tree.
     mkdirSync(checkout);
     for (const entry of CHECKOUT) {
@@ -86,11 +86,9 @@ describe.skipIf(process.platform === 'win32')(`the packed tarball, installed whe
     if (prebuildsOnly) cpSync(join(root, 'prebuilds'), join(checkout, 'prebuilds'), { recursive: true });
     const out = join(work, 'out');
     mkdirSync(out);
-    const packed = spawnSync('npm', ['pack', '--json', '--pack-destination', out], {
+    const packed = await run('npm', ['pack', '--json', '--pack-destination', out], {
       cwd: checkout,
       env: cleanEnv(prebuildsOnly ? { PREBUILDS_ONLY: '1' } : {}),
-      encoding: 'utf8',
-      maxBuffer: 16 * 1024 * 1024,
     });
     check(packed, 'npm pack');
     [pack] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as PackResult[];
@@ -108,10 +106,9 @@ describe.skipIf(process.platform === 'win32')(`the packed tarball, installed whe
     // so the test also proves that the script finds the prebuild and compiles nothing.
     writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
     installOutput = check(
-      spawnSync(join(bin, 'npm'), ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], {
+      await run(join(bin, 'npm'), ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], {
         cwd: consumer,
         env: noCompilers(),
-        encoding: 'utf8',
       }),
       'npm install of the tarball',
     );
@@ -143,10 +140,9 @@ describe.skipIf(process.platform === 'win32')(`the packed tarball, installed whe
     expect(paths.filter((p) => !allowed.test(p))).toEqual([]);
   });
 
-  it('the restricted PATH really has no compiler, make or Python', () => {
-    const found = spawnSync('/bin/sh', ['-c', 'for c in cc c++ gcc g++ clang make python3 python; do command -v "$c"; done; true'], {
+  it('the restricted PATH really has no compiler, make or Python', async () => {
+    const found = await run('/bin/sh', ['-c', 'for c in cc c++ gcc g++ clang make python3 python; do command -v "$c"; done; true'], {
       env: noCompilers(),
-      encoding: 'utf8',
     });
     expect(found.stdout.trim()).toBe('');
     expect(readdirSync(bin).sort()).toEqual(['node', 'npm', 'npx', 'sh']);
@@ -158,9 +154,9 @@ describe.skipIf(process.platform === 'win32')(`the packed tarball, installed whe
     expect(readdirSync(join(installed, 'prebuilds', tuple)).some((name) => name.endsWith('.node'))).toBe(true);
   });
 
-  it('require() loads the prebuilt binary and keepalive lands on a real socket', () => {
+  it('require() loads the prebuilt binary and keepalive lands on a real socket', async () => {
     writeFileSync(join(consumer, 'consumer.cjs'), socketScript(`const net = require('node:net');\nconst path = require('node:path');\nconst { applyKeepalive, getKeepalive } = require('tcp-keepalive');`, `entry: require.resolve('tcp-keepalive'),`));
-    const seen = consumerNode('consumer.cjs');
+    const seen = await consumerNode('consumer.cjs');
     const prebuild = seen.resolved as string;
     expect(prebuild.startsWith(join(realpathSync(installed), 'prebuilds', tuple) + '/')).toBe(true);
     expect(seen.loaded).toEqual([prebuild]);
@@ -168,12 +164,12 @@ describe.skipIf(process.platform === 'win32')(`the packed tarball, installed whe
     expect(seen.values).toEqual(expectedValues);
   });
 
-  it('import loads the ES module entry, the same instance as require(), and the prebuilt binary', () => {
+  it('import loads the ES module entry, the same instance as require(), and the prebuilt binary', async () => {
     writeFileSync(join(consumer, 'consumer.mjs'), socketScript(
       `import net from 'node:net';\nimport path from 'node:path';\nimport { createRequire } from 'node:module';\nimport { applyKeepalive, getKeepalive } from 'tcp-keepalive';\nconst require = createRequire(import.meta.url);`,
       `entry: import.meta.resolve('tcp-keepalive'), sameInstance: require('tcp-keepalive').applyKeepalive === applyKeepalive,`,
     ));
-    const seen = consumerNode('consumer.mjs');
+    const seen = await consumerNode('consumer.mjs');
     expect(seen.entry).toBe(`file://${join(realpathSync(installed), 'dist', 'index.mjs')}`);
     expect(seen.sameInstance).toBe(true);
     expect(seen.loaded).toEqual([seen.resolved]);
@@ -181,7 +177,7 @@ describe.skipIf(process.platform === 'win32')(`the packed tarball, installed whe
     expect(seen.values).toEqual(expectedValues);
   });
 
-  it('TypeScript finds the types: import and require under node16, and bundler resolution', () => {
+  it('TypeScript finds the types: import and require under node16, and bundler resolution', async () => {
     const use = `
 const options: KeepaliveOptions = { keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3 };
 const socket: net.Socket = applyKeepalive(new net.Socket(), options);
@@ -200,9 +196,9 @@ applyKeepalive(socket, { keepalivetime: '3000', keepaliveinterval: 1000 });
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
     const resolved: Record<string, string> = {};
     for (const config of ['tsconfig.node16.json', 'tsconfig.bundler.json']) {
-      const run = spawnSync(join(bin, 'node'), [tsc, '-p', config, '--traceResolution'], { cwd: consumer, env: noCompilers(), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-      const trace = `${run.stdout}${run.stderr}`;
-      expect(run.status, `tsc -p ${config}:\n${trace.split('\n').filter((line) => /error TS/.test(line)).join('\n')}`).toBe(0);
+      const tscRun = await run(join(bin, 'node'), [tsc, '-p', config, '--traceResolution'], { cwd: consumer, env: noCompilers() });
+      const trace = `${tscRun.stdout}${tscRun.stderr}`;
+      expect(tscRun.status, `tsc -p ${config}:\n${trace.split('\n').filter((line) => /error TS/.test(line)).join('\n')}`).toBe(0);
       let from = '';
       for (const line of trace.split('\n')) {
         const resolving = /^======== Resolving module 'tcp-keepalive' from '(.+)'\. ========$/.exec(line);
@@ -218,13 +214,13 @@ applyKeepalive(socket, { keepalivetime: '3000', keepaliveinterval: 1000 });
     });
   });
 
-  it('with install scripts off (--ignore-scripts) the prebuild still loads at run time', () => {
+  it('with install scripts off (--ignore-scripts) the prebuild still loads at run time', async () => {
     const plain = join(work, 'plain');
     mkdirSync(plain);
     writeFileSync(join(plain, 'package.json'), JSON.stringify({ name: 'plain', version: '1.0.0', private: true }));
-    check(spawnSync(join(bin, 'npm'), ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], { cwd: plain, env: noCompilers(), encoding: 'utf8' }), 'npm install');
+    check(await run(join(bin, 'npm'), ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], { cwd: plain, env: noCompilers() }), 'npm install');
     const script = "const { limits } = require('tcp-keepalive'); console.log(JSON.stringify({ limits: typeof limits, loaded: Object.keys(require.cache).filter((f) => f.endsWith('.node')) }))";
-    const seen = JSON.parse(execFileSync(join(bin, 'node'), ['-e', script], { cwd: plain, env: noCompilers(), encoding: 'utf8' }));
+    const seen = JSON.parse(check(await run(join(bin, 'node'), ['-e', script], { cwd: plain, env: noCompilers() }), 'node -e'));
     expect(seen.limits).toBe('object');
     expect(seen.loaded).toHaveLength(1);
     expect(seen.loaded[0].startsWith(join(realpathSync(plain), 'node_modules', 'tcp-keepalive', 'prebuilds', tuple) + '/')).toBe(true);

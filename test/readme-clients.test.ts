@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { run } from './support/run';
 
 /**
  * Every TypeScript snippet of the README's "With your client" section compiles under `strict`, against the
@@ -21,7 +21,7 @@ function snippets(): string[] {
 }
 
 describe('README, "With your client"', () => {
-  it('every snippet compiles under strict TypeScript, with no cast', () => {
+  it('every snippet compiles under strict TypeScript, with no cast', async () => {
     const found = snippets();
     expect(found.length).toBeGreaterThanOrEqual(3);
     const dir = mkdtempSync(join(tmpdir(), 'tcpka-readme-'));
@@ -51,13 +51,9 @@ describe('README, "With your client"', () => {
           files,
         }),
       );
-      let output = '';
-      try {
-        execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8', stdio: 'pipe' });
-      } catch (error) {
-        output = `${(error as { stdout?: string }).stdout ?? ''}${(error as { stderr?: string }).stderr ?? ''}`;
-      }
-      expect(output, 'tsc reported errors').toBe('');
+      const tsc = await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')]);
+      expect(`${tsc.stdout}${tsc.stderr}`, 'tsc reported errors').toBe('');
+      expect(tsc.status, `tsc exit ${tsc.status ?? tsc.signal ?? tsc.error}`).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
+import { runOk } from './support/run';
 
 const root = join(__dirname, '..');
 const workflowsDir = join(root, '.github', 'workflows');
@@ -232,8 +232,8 @@ describe('scripts/check-prebuilds.js, the release gate for binaries', () => {
   const work = mkdtempSync(join(tmpdir(), 'tcp-keepalive-check-'));
   let built: string;
 
-  beforeAll(() => {
-    execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.js'), '--if-stale'], { cwd: root, stdio: 'pipe' });
+  beforeAll(async () => {
+    await runOk(process.execPath, [join(root, 'scripts', 'prebuild.js'), '--if-stale'], { cwd: root });
     const name = readdirSync(join(root, 'prebuilds', tuple)).find((file) => file.endsWith('.node'))!;
     built = join(root, 'prebuilds', tuple, name);
   }, 300_000);
