@@ -12,7 +12,8 @@
 //   bad address string    TypeError  ERR_INVALID_ARG_VALUE (longer than an address can be, or has a NUL)
 // Ranges: sock 0 .. 2^31-1 (resolve's fd also -1: no descriptor, find the socket by its addresses);
 // onoff 0 or 1; keepalivetime, keepaliveinterval, keepalivecount -1 (KA_UNSET) or 1 .. 2^31-1; usertimeout
-// -1 or 0 .. 2^31-1; ports 0 .. 65535 or undefined; addresses a string or undefined.
+// -1 or 0 .. 2^31-1; ports 0 .. 65535 or undefined; addresses a string or undefined. With onoff 0 the
+// fields that are not -1 are written after keepalive is off (POSIX: how a listener gets its values back).
 //
 // System call failures are Errors with code (the libuv name, e.g. EBADF, or ERR_KEEPALIVE_*), errno,
 // sysErrno, syscall and applied (bits of what was set before the failure). An option the socket's protocol

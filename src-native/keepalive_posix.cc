@@ -371,11 +371,19 @@ int ka_resolve(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_
 // Options go in this order so that, on an MPTCP socket, the one no kernel takes (TCP_USER_TIMEOUT) fails
 // first and the keepalive trio, which kernels added together, fails before any of them is set: a call that
 // fails with KA_EUNSUPPORTED_BY_SOCKET has then changed nothing. `applied` reports what was set regardless.
+// With onoff 0, SO_KEEPALIVE goes off first and the fields given (none, from the public API; a listening
+// socket's earlier values, when the process-wide default hands it back) are written after it, so keepalive
+// is never on with a mix of old and new timing.
 int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
   int fd = (int) sock;
   status->applied = 0;
 
-  if (v->onoff) {
+  if (!v->onoff) {
+    if (set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 0) != 0) return fail_set(fd, status, "setsockopt(SO_KEEPALIVE)", errno);
+    status->applied |= KA_APPLIED_ONOFF;
+  }
+
+  {
     if (v->usertimeout != KA_UNSET) {
 #if defined(KA_OPT_USER_TIMEOUT)
       int value = KA_USER_TIMEOUT_UNIT_MS == 1 ? (int) v->usertimeout : seconds_up(v->usertimeout);
@@ -414,8 +422,10 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
     }
   }
 
-  if (set_int(fd, SOL_SOCKET, SO_KEEPALIVE, v->onoff ? 1 : 0) != 0) return fail_set(fd, status, "setsockopt(SO_KEEPALIVE)", errno);
-  status->applied |= KA_APPLIED_ONOFF;
+  if (v->onoff) {
+    if (set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1) != 0) return fail_set(fd, status, "setsockopt(SO_KEEPALIVE)", errno);
+    status->applied |= KA_APPLIED_ONOFF;
+  }
   return 0;
 }
 
