@@ -1,8 +1,9 @@
 import * as diagnosticsChannel from 'node:diagnostics_channel';
-import { Socket } from 'node:net';
+import { Server, Socket } from 'node:net';
 import { invalidArgType } from './errors';
 import { innermost, isPipe, kHandleState } from './handle';
 import { KeepaliveOptions, Settings, validate } from './options';
+import { adoptServer, updateDefaultServers } from './server';
 import { applyToSocket } from './socket';
 import { kSocketState, OnError, StickySocket } from './sticky';
 
@@ -98,10 +99,25 @@ function onClientMessage(message: unknown): void {
   onClientSocket((message as { socket: GuestSocket }).socket);
 }
 
+/**
+ * Node publishes each accepted socket after the server's `connection` listeners. The first one from a server
+ * is configured here; without a filter the server is then taken over as by applyKeepalive(server), so its
+ * later connections get the settings before those listeners run (and, on Linux, from the listening socket).
+ */
 function onServerMessage(message: unknown): void {
-  const socket = (message as { socket: GuestSocket }).socket;
-  if (!current || socket[kSeen]) return;
+  const socket = (message as { socket: GuestSocket & { server?: unknown } }).socket;
+  const state = current;
+  if (!state || socket[kSeen]) return;
   socket[kSeen] = true;
+  const server = socket.server;
+  const handle = socket._handle;
+  if (!state.filter && server instanceof Server && handle && !isPipe(innermost(handle))) {
+    try {
+      adoptServer(server, state.settings, state.onError);
+    } catch (error) {
+      warnOnce(state, error); // its connections are configured one by one, as this one
+    }
+  }
   configure(socket, 'server');
 }
 
@@ -137,10 +153,13 @@ export function setDefaultKeepalive(options: KeepaliveOptions | null, config: De
   if (options === null) {
     if (current) uninstall();
     current = undefined;
+    updateDefaultServers(undefined, () => {});
     return;
   }
   const settings = validate(options);
   if (!current) install();
   const state: Default = { settings, filter, warned: false, onError: (_socket, error) => warnOnce(state, error) };
   current = state;
+  // The servers it took over follow: the new settings, or handed back when a filter must see each connection.
+  updateDefaultServers(filter ? undefined : settings, state.onError);
 }

@@ -10,6 +10,8 @@ import { handleOf } from './target';
 interface ServerState {
   settings: Settings;
   onError: OnError;
+  /** Configured by setDefaultKeepalive, not by applyKeepalive: the default may change it or hand it back. */
+  byDefault: boolean;
   /** The not-TCP warning was given. */
   warned: boolean;
   /** The connection the listening handle just accepted, which Node emits next: its settings, or its failure. */
@@ -34,6 +36,8 @@ interface ListenerState {
   /** `settings` with the omitted fields resolved (from the listener in `verify`, from the first connection in `write`). */
   effective: Settings | undefined;
   original: OnConnection;
+  /** What the listening socket held before the default configured it, to write back when the default lets go. */
+  before: NativeValues | undefined;
 }
 
 type OnConnection = (this: ListenerHandle, err: number, clientHandle?: Handle) => unknown;
@@ -150,21 +154,35 @@ function prepareListener(server: ServerWithState, state: ServerState): void {
   if (current && current.settings === state.settings) return;
   let mode: Mode = 'write';
   let effective: Settings | undefined;
+  let before = current?.before;
   if (ownsListener(server, handle)) {
     const sock = osSocketOf(server, handle, 'server');
+    if (state.byDefault) before ??= read(sock);
     effective = withOmittedResolved(state.settings, sock, undefined);
     write(sock, state.settings);
     mode = 'verify';
   }
   const original = current ? current.original : handle.onconnection;
   if (typeof original !== 'function') return; // no handle to hook (Bun): the `connection` listener applies per socket
-  handle[kListener] = { server, settings: state.settings, mode, effective, original };
+  handle[kListener] = { server, settings: state.settings, mode, effective, original, before };
   if (!current) handle.onconnection = onconnectionWithKeepalive;
 }
 
 /** On every `listening`: a server closed and listening again has a new listening socket. */
 function onServerListening(server: ServerWithState): void {
-  const state = server[kServerState];
+  let state = server[kServerState];
+  if (state?.byDefault) {
+    // Closed while the default had it: it listens again under the default in force now, or none.
+    if (!currentDefault) {
+      server[kServerState] = undefined;
+      return;
+    }
+    if (state.settings !== currentDefault.settings) {
+      state = { ...state, settings: currentDefault.settings, onError: currentDefault.onError };
+      server[kServerState] = state;
+    }
+    defaultServers.add(server);
+  }
   if (!state) return;
   try {
     prepareListener(server, state);
@@ -215,6 +233,7 @@ function onServerConnection(server: ServerWithState, socket: StickySocket): void
 function emitWithKeepalive(this: ServerWithState, event: string | symbol, socket?: unknown): boolean {
   if (event === 'connection') onServerConnection(this, socket as StickySocket);
   else if (event === 'listening') onServerListening(this);
+  else if (event === 'close') defaultServers.delete(this);
   // eslint-disable-next-line prefer-rest-params
   return (this[kServerEmit] as (...args: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
 }
@@ -223,12 +242,71 @@ function emitWithKeepalive(this: ServerWithState, event: string | symbol, socket
  * Every connection the server emits from now on gets the settings before the server's `connection` listeners
  * run. Throws, having installed nothing, when the server already listens on something that is not TCP.
  */
-export function applyToServer(server: ServerWithState, settings: Settings, onError: OnError = destroyOnError): void {
+export function applyToServer(server: ServerWithState, settings: Settings, onError: OnError = destroyOnError, fromDefault = false): void {
   const existing = server[kServerState];
-  const state: ServerState = { settings, onError, warned: existing?.warned ?? false, accepted: undefined, acceptedSettings: undefined, acceptError: undefined };
+  const state: ServerState = { settings, onError, byDefault: fromDefault, warned: existing?.warned ?? false, accepted: undefined, acceptedSettings: undefined, acceptError: undefined };
   if (server.listening) prepareListener(server, state);
   server[kServerState] = state;
-  if (existing) return;
+  if (fromDefault) defaultServers.add(server);
+  else defaultServers.delete(server);
+  if (server[kServerEmit]) return; // hooked before (a server the default handed back has no state, but its hook)
   server[kServerEmit] = server.emit;
   server.emit = emitWithKeepalive as Server['emit'];
 }
+
+/** Servers configured by the process-wide default (until they close): it changes them, or hands them back. */
+const defaultServers = new Set<ServerWithState>();
+let currentDefault: { settings: Settings; onError: OnError } | undefined;
+
+/**
+ * The default takes over a server the first time it accepts a connection, so that the server's later
+ * connections get the settings as an applyKeepalive(server) would (on Linux, from the listening socket: no
+ * system call per connection). A server with settings of its own is left to them. Throws, having changed
+ * nothing, when the listener cannot be configured; the caller then configures each connection instead.
+ */
+export function adoptServer(server: ServerWithState, settings: Settings, onError: OnError): void {
+  const state = server[kServerState];
+  if (state && (!state.byDefault || state.settings === settings)) return;
+  applyToServer(server, settings, onError, true);
+}
+
+/** The default changed (new settings) or ended (undefined): every server it took over follows. */
+export function updateDefaultServers(settings: Settings | undefined, onError: OnError): void {
+  currentDefault = settings && { settings, onError };
+  for (const server of [...defaultServers]) {
+    if (settings) {
+      try {
+        applyToServer(server, settings, onError, true);
+        continue;
+      } catch {
+        // This server cannot take them from its listener any more: handed back; its connections are then configured one by one.
+      }
+    }
+    release(server);
+  }
+}
+
+/**
+ * Hands a server back as it was: no settings for connections it accepts from now on, and its listening socket
+ * holds again what it held before (connections whose handshake completed before this keep the default's).
+ */
+function release(server: ServerWithState): void {
+  defaultServers.delete(server);
+  if (!server[kServerState]?.byDefault) return;
+  server[kServerState] = undefined;
+  const handle = handleOf(server) as ListenerHandle | undefined;
+  const listener = handle?.[kListener];
+  if (!handle || !listener) return;
+  listener.settings = RELEASED;
+  const before = listener.before;
+  listener.before = undefined;
+  if (!before || listener.mode === 'write') return;
+  try {
+    write(osSocketOf(server, handle, 'server'), { onoff: before[0] !== 0, keepalivetime: before[1], keepaliveinterval: before[2], keepalivecount: before[3], usertimeout: before[4] });
+  } catch {
+    // Closed meanwhile: nothing left to hand back.
+  }
+}
+
+/** The settings of a listener whose server was handed back: equal to no server's, so it is prepared again if needed. */
+const RELEASED: Settings = Object.freeze({ onoff: false, keepalivetime: UNSET, keepaliveinterval: UNSET, keepalivecount: UNSET, usertimeout: UNSET });

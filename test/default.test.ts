@@ -23,6 +23,14 @@ const DIST = join(root, 'dist', 'index.js');
 const SCRIPT = join(__dirname, 'support', 'default-paths.js');
 const DEFAULT: KernelOptions = { so_keepalive: 1, tcp_keepidle: 2, tcp_keepintvl: 1, tcp_keepcnt: 2, tcp_user_timeout: 3000 };
 const UNTOUCHED = { so_keepalive: 0, tcp_user_timeout: 0 };
+/** What a new socket holds in a new network namespace (the kernel's defaults: 7200 s, 75 s, 9 probes). */
+const PRISTINE: KernelOptions = { so_keepalive: 0, tcp_keepidle: 7200, tcp_keepintvl: 75, tcp_keepcnt: 9, tcp_user_timeout: 0 };
+const ADOPTED: Record<string, KernelOptions> = {
+  default: DEFAULT,
+  second: { so_keepalive: 1, tcp_keepidle: 4, tcp_keepintvl: 2, tcp_keepcnt: 4, tcp_user_timeout: 5000 },
+  explicit: { so_keepalive: 1, tcp_keepidle: 8, tcp_keepintvl: 3, tcp_keepcnt: 6, tcp_user_timeout: 9000 },
+  untouched: PRISTINE,
+};
 
 interface NodeVersions {
   unsupported: string | undefined;
@@ -104,6 +112,7 @@ interface Observation {
   fetched: string;
   stillWorks?: boolean;
   inListener: Record<string, number>;
+  expected?: Record<string, keyof typeof ADOPTED>;
 }
 
 /** Every established TCP socket of `pid` in the namespace, by "localPort>peerPort", read by the observer. */
@@ -142,7 +151,7 @@ function runPaths(node: string): Promise<Array<{ report: Observation; sockets: M
     child.once('close', (code) => {
       clearTimeout(timer);
       netns.destroy();
-      if (code === 0 && phases.length === 2) resolve(phases);
+      if (code === 0 && phases.length === 3) resolve(phases);
       else reject(new Error(`default-paths.js exited ${code}: ${failure || stderr}`));
     });
   });
@@ -171,7 +180,7 @@ afterAll(() => removeAllNetns());
 describe.skipIf(unavailable)('setDefaultKeepalive on every path, seen from outside the process', { concurrent: true }, () => {
   for (const { version, node } of unavailable ? [] : nodeVersions()) {
     it(`Node ${version}: every client and accepted socket gets the default; filter, explicit, sticky, non-TCP, failure and null behave`, async () => {
-      const [first, second] = await runPaths(node);
+      const [first, second, third] = await runPaths(node);
       const { report, sockets } = first;
       const clientEnd = (p: Ports): KernelOptions | undefined => sockets.get(`${p.local}>${p.peer}`);
       const serverEnd = (p: Ports): KernelOptions | undefined => sockets.get(`${p.peer}>${p.local}`);
@@ -219,6 +228,20 @@ describe.skipIf(unavailable)('setDefaultKeepalive on every path, seen from outsi
       }
       expect(clientAfter(after['net.connect (configured before null)']), 'configured before null: kept').toEqual(DEFAULT);
       expect(second.report.stillWorks, 'the socket whose filter threw still works').toBe(true);
+
+      // Servers the default took over: every accepted end as expected, seen from outside; the client ends
+      // hold the default in force when they connected (the same, except after an explicit server apply).
+      const adoptedReport = third.report;
+      const names = Object.keys(adoptedReport.expected!);
+      expect(names.length).toBeGreaterThan(30);
+      for (const name of names) {
+        const p = adoptedReport.connections[name];
+        const wanted = ADOPTED[adoptedReport.expected![name]];
+        expect(third.sockets.get(`${p.peer}>${p.local}`), `${name}: the end its server accepted`).toEqual(wanted);
+        const clientWanted = adoptedReport.expected![name] === 'explicit' ? (/after null/.test(name) ? PRISTINE : DEFAULT) : wanted;
+        expect(third.sockets.get(`${p.local}>${p.peer}`), `${name}: client end`).toEqual(clientWanted);
+      }
+      expect(adoptedReport.inListener.second, "a taken-over server's connection listener already sees the new default").toBe(4000);
     }, 90_000);
   }
 });

@@ -2,7 +2,8 @@
 // Every way a Node process opens or accepts a TCP connection, with setDefaultKeepalive called once first.
 // Run by default.test.ts inside a private network namespace, under Node 20, 22, 24 and 26 (argv[2]: dist).
 // Prints { ev: 'observe', connections, ... } and waits for a line on stdin (the test reads every socket of
-// this process with its observer meanwhile), then does the same after setDefaultKeepalive(null).
+// this process with its observer meanwhile), then does the same after setDefaultKeepalive(null), then for
+// servers the default takes over.
 const fs = require('node:fs');
 const http = require('node:http');
 const http2 = require('node:http2');
@@ -15,6 +16,8 @@ const tls = require('node:tls');
 
 const { setDefaultKeepalive, applyKeepalive, getKeepalive } = require(process.argv[2]);
 const OPTIONS = { keepalivetime: 2000, keepaliveinterval: 1000, keepalivecount: 2, usertimeout: 3000 };
+const SECOND = { keepalivetime: 4000, keepaliveinterval: 2000, keepalivecount: 4, usertimeout: 5000 };
+const EXPLICIT_SERVER = { keepalivetime: 8000, keepaliveinterval: 3000, keepalivecount: 6, usertimeout: 9000 };
 const HOST = '127.0.0.1';
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const key = fs.readFileSync(path.join(fixtures, 'key.pem'));
@@ -180,6 +183,88 @@ async function main() {
   await observe({
     connections: { 'net.connect after setDefaultKeepalive(null)': ports(after), 'tls.connect after setDefaultKeepalive(null)': ports(tlsAfter), 'net.connect (configured before null)': ports(c['net.connect']) },
     stillWorks,
+  });
+
+  // Without a filter the default takes a server over at its first connection, as applyKeepalive(server) would:
+  // its later connections hold the settings before its `connection` listeners run, a new default reaches
+  // them, null hands the server back (its listening socket too), and an explicit applyKeepalive(server) wins.
+  const inConnection = {};
+  const seen = (name) => (socket) => {
+    socket.on('error', () => {});
+    inConnection[name] = getKeepalive(socket).keepalivetime;
+  };
+  const adopted = net.createServer(seen('adopted'));
+  const secureAdopted = tls.createServer({ key, cert }, (socket) => socket.on('error', () => {}));
+  const explicitServer = net.createServer((socket) => socket.on('error', () => {}));
+  const burstServer = net.createServer((socket) => socket.on('error', () => {}));
+  const relisten = net.createServer((socket) => socket.on('error', () => {}));
+  const adoptedPort = {
+    adopted: await listen(adopted),
+    secureAdopted: await listen(secureAdopted),
+    explicitServer: await listen(explicitServer),
+    burstServer: await listen(burstServer),
+    relisten: await listen(relisten),
+  };
+  const connectTo = async (p, secure) => {
+    const socket = secure ? tls.connect({ port: p, host: HOST, ...clientTls }) : net.connect(p, HOST);
+    await once(socket, secure ? 'secureConnect' : 'connect');
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the server side has emitted it
+    return socket;
+  };
+  const d = {};
+  const expectOf = {};
+  const add = (name, socket, expected) => {
+    d[name] = socket;
+    expectOf[name] = expected;
+  };
+  setDefaultKeepalive(OPTIONS);
+  for (let i = 1; i <= 3; i++) add(`adopted server, connection ${i}`, await connectTo(adoptedPort.adopted), 'default');
+  for (let i = 1; i <= 2; i++) add(`adopted TLS server, connection ${i}`, await connectTo(adoptedPort.secureAdopted, true), 'default');
+  // 20 at once at a server not yet taken over: those queued behind the first are taken care of too.
+  const burst = Array.from({ length: 20 }, () => net.connect(adoptedPort.burstServer, HOST));
+  await Promise.all(burst.map((socket) => once(socket, 'connect')));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  burst.forEach((socket, i) => add(`burst of 20, connection ${i + 1}`, socket, 'default'));
+  add('explicit server, first connection (default)', await connectTo(adoptedPort.explicitServer), 'default');
+  applyKeepalive(explicitServer, EXPLICIT_SERVER);
+  add('explicit server after applyKeepalive(server)', await connectTo(adoptedPort.explicitServer), 'explicit');
+  add('re-listen server, before close', await connectTo(adoptedPort.relisten), 'default');
+
+  setDefaultKeepalive(SECOND);
+  add('adopted server after a new default', await connectTo(adoptedPort.adopted), 'second');
+  add('adopted TLS server after a new default', await connectTo(adoptedPort.secureAdopted, true), 'second');
+  const inListenerSecond = inConnection.adopted;
+  const closed = new Promise((resolve) => relisten.close(resolve)); // once its one connection is gone
+  d['re-listen server, before close'].destroy();
+  delete d['re-listen server, before close'];
+  delete expectOf['re-listen server, before close'];
+  await closed;
+  adoptedPort.relisten = await listen(relisten);
+  add('re-listen server, listening again under the new default', await connectTo(adoptedPort.relisten), 'second');
+
+  setDefaultKeepalive(null);
+  add('adopted server after null', await connectTo(adoptedPort.adopted), 'untouched');
+  add('adopted TLS server after null', await connectTo(adoptedPort.secureAdopted, true), 'untouched');
+  add('burst server after null', await connectTo(adoptedPort.burstServer), 'untouched');
+  add('explicit server after null (explicit stays)', await connectTo(adoptedPort.explicitServer), 'explicit');
+  const closedAgain = new Promise((resolve) => relisten.close(resolve)); // once its one connection is gone
+  d['re-listen server, listening again under the new default'].destroy();
+  delete d['re-listen server, listening again under the new default'];
+  delete expectOf['re-listen server, listening again under the new default'];
+  await closedAgain;
+  adoptedPort.relisten = await listen(relisten);
+  add('re-listen server, listening again after null', await connectTo(adoptedPort.relisten), 'untouched');
+
+  // A default set again takes the servers it handed back over again.
+  setDefaultKeepalive(OPTIONS);
+  for (let i = 1; i <= 3; i++) add(`adopted server, default set again, connection ${i}`, await connectTo(adoptedPort.adopted), 'default');
+  add('adopted TLS server, default set again', await connectTo(adoptedPort.secureAdopted, true), 'default');
+  add('re-listen server, default set again', await connectTo(adoptedPort.relisten), 'default');
+
+  await observe({
+    connections: Object.fromEntries(Object.entries(d).map(([name, socket]) => [name, ports(socket)])),
+    expected: expectOf,
+    inListener: { second: inListenerSecond, afterNull: inConnection.adopted },
   });
   process.exit(0);
 }
