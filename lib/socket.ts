@@ -111,14 +111,38 @@ function noop(): void {}
  * real `this`; removing a listener that was never added changes nothing.
  */
 export function realSocket(socket: Socket): StickySocket {
-  if (!types.isProxy(socket)) return socket;
+  if (!types.isProxy(socket)) return carrierOf(socket);
   let real: unknown;
   try {
     real = socket.removeListener(kNeverEmitted, noop);
   } catch {
     real = undefined;
   }
-  if (real instanceof Socket && !types.isProxy(real)) return real;
+  if (real instanceof Socket && !types.isProxy(real)) return carrierOf(real);
   if (real === socket) return socket; // a proxy that passes everything through: used as it is
   throw notATarget(socket);
+}
+
+/**
+ * The TCP socket that carries a TLS socket built over a stream: `tls.connect({ socket })` given a net.Socket
+ * with no handle yet (not connected), or `new tls.TLSSocket(stream)`, wraps that stream in a JSStreamSocket
+ * (a JSStream handle under the TLSWrap, the stream in its `stream`). When the stream is a net.Socket, it is
+ * the TCP socket underneath, and the target. Anything else is returned as it is.
+ */
+function carrierOf(socket: StickySocket): StickySocket {
+  let current = socket;
+  for (let depth = 0; depth < 8; depth++) {
+    let handle = current._handle;
+    if (!handle) return current;
+    let wrap: unknown;
+    while (handle._parent) {
+      wrap = handle._parentWrap;
+      handle = handle._parent;
+    }
+    if (handle.constructor?.name !== 'JSStream') return current;
+    const stream = (wrap as { stream?: unknown } | undefined)?.stream;
+    if (!(stream instanceof Socket) || types.isProxy(stream) || stream === current) return current;
+    current = stream;
+  }
+  return current;
 }

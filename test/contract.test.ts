@@ -188,6 +188,29 @@ describe.skipIf(observerUnavailable)('TLS', () => {
     expect(getKeepalive(client).keepalivecount).toBe(3);
   });
 
+  it('a TLS socket over a net.Socket that was not connected yet (a JSStreamSocket between them): set on that TCP socket', async () => {
+    const port = await listening(tls.createServer({ key: tlsKey, cert: tlsCert }));
+    // Node wraps a handle-less socket in a JSStreamSocket: the TLS handle sits on a JSStream, not on the TCP handle.
+    const whileConnecting = track(new net.Socket());
+    const early = track(tls.connect({ socket: whileConnecting, rejectUnauthorized: false }));
+    whileConnecting.connect(port, '127.0.0.1');
+    applyKeepalive(early, options);
+    await once(early, 'secureConnect');
+    expect(early.destroyed).toBe(false);
+    expect(kernelOptions(whileConnecting)).toEqual(inKernel);
+    expect(getKeepalive(early)).toEqual({ onoff: true, keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 });
+
+    const raw = track(new net.Socket());
+    const late = track(tls.connect({ socket: raw, rejectUnauthorized: false }));
+    raw.connect(port, '127.0.0.1');
+    await once(late, 'secureConnect');
+    applyKeepalive(late, { ...options, keepalivetime: 4000 });
+    expect(kernelOptions(raw)).toEqual({ ...inKernel, tcp_keepidle: 4 });
+    raw.destroy();
+    await once(raw, 'close');
+    expect(() => getKeepalive(late)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
+  });
+
   it('a TLS socket over a stream that is not TCP is refused', async () => {
     const duplex = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
     const client = track(tls.connect({ socket: duplex, rejectUnauthorized: false }));
