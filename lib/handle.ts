@@ -32,8 +32,10 @@ export function notTcp(what: string): Error {
   return keepaliveError('ERR_KEEPALIVE_NOT_TCP', `The ${what} is not a TCP socket (Unix-domain sockets, named pipes and stream wrappers have no TCP keepalive)`);
 }
 
+/** Node's and Bun's Unix-domain / named-pipe handle is a `Pipe`, Deno's a `PipeWrap`. */
 export function isPipe(handle: Handle): boolean {
-  return handle.constructor?.name === 'Pipe';
+  const name = handle.constructor?.name;
+  return name === 'Pipe' || name === 'PipeWrap';
 }
 
 /**

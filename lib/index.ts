@@ -1,11 +1,11 @@
 import type { Server, Socket } from 'node:net';
 import { UNSET } from './binding';
 import { keepaliveError } from './errors';
-import { osSocketOf, read, socketClosed, tcpHandleOf } from './handle';
+import { notTcp, osSocketOf, read, socketClosed, tcpHandleOf } from './handle';
 import { KeepaliveOptions, KeepaliveValues, Limits, platform, validate } from './options';
 import { applyToServer } from './server';
 import { applyToSocket, realSocket } from './socket';
-import { handleOf, isServer, isSocket, KeepaliveTarget, notATarget } from './target';
+import { handleOf, isServer, isSocket, KeepaliveTarget, notATarget, onPathWithoutHandle } from './target';
 
 export type { KeepaliveErrorCode } from './errors';
 export type { KeepaliveOptions, KeepaliveValues } from './options';
@@ -36,10 +36,12 @@ export function getKeepalive(target: KeepaliveTarget): KeepaliveValues {
   if (isSocket(target)) {
     of = realSocket(target);
     if (of.destroyed) throw socketClosed();
+    if (!(of as { _handle?: unknown })._handle && onPathWithoutHandle(of)) throw notTcp('socket');
     if (of.connecting || !handleOf(of)) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The socket is not connected yet');
     what = 'socket';
   } else if (isServer(target)) {
     if (!target.listening) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The server is not listening');
+    if (typeof target.address() === 'string') throw notTcp('server');
     of = target;
     what = 'server';
   } else {

@@ -147,9 +147,10 @@ function onconnectionWithKeepalive(this: ListenerHandle, err: number, clientHand
 
 /** Sets the listener up for `state.settings`; throws, having changed nothing, if it is not TCP. */
 function prepareListener(server: ServerWithState, state: ServerState): void {
+  if (typeof server.address() === 'string') throw notTcp('server');
   const handle = handleOf(server) as ListenerHandle | undefined;
   if (!handle) return;
-  if (typeof server.address() === 'string' || isPipe(handle)) throw notTcp('server');
+  if (isPipe(handle)) throw notTcp('server');
   const current = handle[kListener];
   if (current && current.settings === state.settings) return;
   let mode: Mode = 'write';
@@ -225,6 +226,8 @@ function onServerConnection(server: ServerWithState, socket: StickySocket): void
   try {
     applyToSocket(socket, state.settings, state.onError);
   } catch (error) {
+    // Not TCP (a runtime whose handles do not say so until asked): the connection is left alone, as on Node.
+    if ((error as CodedError).code === 'ERR_KEEPALIVE_NOT_TCP') return warnNotTcp(server, state);
     state.onError(socket, error as Error);
   }
 }

@@ -4,7 +4,7 @@ import { UNSET } from './binding';
 import { innermost, isPipe, kHandleState, notTcp, osSocketOf, read, socketClosed, tcpHandleOf, write } from './handle';
 import type { Settings } from './options';
 import { destroyOnError, installHandleState, installSocketState, kSocketState, OnError, SocketState, StickySocket } from './sticky';
-import { handleOf, notATarget } from './target';
+import { handleOf, notATarget, onPathWithoutHandle } from './target';
 
 /**
  * An omitted count or usertimeout means "as it is": the value in force now, which is then kept, so a driver's
@@ -91,7 +91,7 @@ function hookConnect(socket: StickySocket, state: SocketState): void {
 export function applyToSocket(socket: StickySocket, settings: Settings, onError: OnError = destroyOnError): void {
   if (socket.destroyed) throw socketClosed();
   const connecting = socket.connecting || !handleOf(socket);
-  if (connecting && socket._handle && isPipe(innermost(socket._handle))) throw notTcp('socket');
+  if (connecting && ((socket._handle && isPipe(innermost(socket._handle))) || onPathWithoutHandle(socket))) throw notTcp('socket');
   const effective = connecting ? undefined : configure(socket, settings, undefined, undefined, onError);
   const state = installSocketState(socket, onError);
   state.requested = settings;

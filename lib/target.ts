@@ -59,6 +59,18 @@ export function addressOnlyHandle(target: Socket | Server): Handle | undefined {
   return (shape[kAddressOnly] ??= {});
 }
 
+/**
+ * A socket whose handle does not tell its type (Bun's handles are plain objects, or null on a socket its
+ * HTTP server accepted) that is on a Unix-domain socket: accepted by a server that
+ * listens on a path, or connecting to a path (Bun keeps no host then).
+ */
+export function onPathWithoutHandle(socket: Socket): boolean {
+  const shape = socket as unknown as { server?: unknown; _server?: unknown; _host?: unknown };
+  if (process.versions.bun !== undefined && socket.connecting && shape._host === undefined) return true;
+  const server = shape.server ?? shape._server;
+  return isServer(server) && typeof server.address() === 'string';
+}
+
 /** `target._handle`, or the stand-in of a handle-less target that carries its addresses. */
 export function handleOf(target: Socket | Server): Handle | undefined {
   return (target as unknown as AddressOnly)._handle ?? addressOnlyHandle(target);

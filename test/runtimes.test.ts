@@ -55,6 +55,14 @@ const ERRORS: Record<string, { code: string; type?: string }> = {
   'getKeepalive on a server not listening': { code: 'ERR_KEEPALIVE_NOT_CONNECTED', type: 'Error' },
   'destroyed socket': { code: 'ERR_SOCKET_CLOSED', type: 'Error' },
   'Unix-domain socket': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
+  'Unix-domain socket still connecting': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
+  'Unix-domain net.Server': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
+  'getKeepalive(Unix-domain net.Server)': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
+  'Unix-domain net server applied before listen: its client got': { code: 'hello' },
+  'Unix-domain http server applied before listen: its client got': { code: 'hello' },
+  'applyKeepalive(request socket of an http.Server on a path)': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
+  'getKeepalive(request socket of an http.Server on a path)': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
+  'Unix-domain servers: TCP_KEEPALIVE_NOT_TCP warnings': { code: '2' },
   'deferred apply, connection refused': { code: 'ECONNREFUSED' },
 };
 

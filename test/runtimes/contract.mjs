@@ -259,6 +259,48 @@ async function requestSocket(server, connectClient) {
   unixClient.on('error', () => {});
   await once(unixClient, 'connect');
   expectError('Unix-domain socket', () => applyKeepalive(unixClient, optionsFor()));
+  const unixConnecting = keep(net.connect(unixPath));
+  unixConnecting.on('error', (error) => errors.push({ name: 'Unix-domain socket still connecting: later error', code: error.code }));
+  expectError('Unix-domain socket still connecting', () => applyKeepalive(unixConnecting, optionsFor()));
+  expectError('Unix-domain net.Server', () => applyKeepalive(unixServer, optionsFor()));
+  expectError('getKeepalive(Unix-domain net.Server)', () => getKeepalive(unixServer));
+
+  // Servers given keepalive before they turn out to listen on a path: one warning each, every connection kept.
+  const warned = [];
+  process.on('warning', (warning) => warned.push(warning.code));
+  const answered = async (name, server, ask) => {
+    const path = `${unixPath}.${name}`;
+    try {
+      fs.unlinkSync(path);
+    } catch {}
+    applyKeepalive(server, optionsFor());
+    keep(server).listen(path);
+    await once(server, 'listening');
+    const reply = await ask(path);
+    errors.push({ name: `Unix-domain ${name} server applied before listen: its client got`, code: reply });
+  };
+  let requestSocket;
+  await answered('net', net.createServer((s) => s.end('hello')), (path) => new Promise((resolve) => {
+    let data = '';
+    const c = keep(net.connect(path));
+    c.on('data', (chunk) => (data += chunk));
+    c.on('error', (error) => resolve(error.code));
+    c.on('close', () => resolve(data));
+  }));
+  await answered('http', http.createServer((req, res) => {
+    requestSocket = req.socket;
+    res.end('hello');
+  }), (path) => new Promise((resolve) => {
+    http.get({ socketPath: path, path: '/' }, (res) => {
+      let data = '';
+      res.on('data', (chunk) => (data += chunk));
+      res.on('end', () => resolve(data));
+    }).on('error', (error) => resolve(error.code));
+  }));
+  expectError('applyKeepalive(request socket of an http.Server on a path)', () => applyKeepalive(requestSocket, optionsFor()));
+  expectError('getKeepalive(request socket of an http.Server on a path)', () => getKeepalive(requestSocket));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  errors.push({ name: 'Unix-domain servers: TCP_KEEPALIVE_NOT_TCP warnings', code: String(warned.filter((code) => code === 'TCP_KEEPALIVE_NOT_TCP').length) });
 
   // A deferred apply on a connection that is refused: the socket reports its own error, the process lives on.
   const refusedPort = await plainServer();
