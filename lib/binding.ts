@@ -6,6 +6,10 @@ export interface NativeBinding {
   resolve(fd: number, localAddress: string | undefined, localPort: number | undefined, remoteAddress: string | undefined, remotePort: number | undefined): number;
   apply(sock: number, onoff: number, keepalivetime: number, keepaliveinterval: number, keepalivecount: number, usertimeout: number): void;
   read(sock: number): NativeValues;
+  /** How many connections wait in a listening socket's accept queue; -1 where the system does not say. */
+  queued(sock: number): number;
+  /** apply() on a new TCP socket of its own, closed again: throws what this system cannot take. */
+  probe(onoff: number, keepalivetime: number, keepaliveinterval: number, keepalivecount: number, usertimeout: number): NativeValues;
   /** Counters of the lookup work done on this event loop (for tests and benchmarks): walks, handles visited, socket calls. */
   stats(): [walks: number, handlesVisited: number, socketCalls: number];
 }

@@ -1,5 +1,5 @@
 import { Server, Socket } from 'node:net';
-import { APPLIED_BITS, binding, NativeError, NativeValues } from './binding';
+import { APPLIED_BITS, binding, NativeError, NativeValues, UNSET } from './binding';
 import { keepaliveError } from './errors';
 import { platform, Settings } from './options';
 import type { HandleState } from './sticky';
@@ -153,6 +153,38 @@ export function write(sock: number, s: Settings): void {
     binding.apply(sock, s.onoff ? 1 : 0, s.keepalivetime, s.keepaliveinterval, s.keepalivecount, s.usertimeout);
   } catch (error) {
     throw annotated(error);
+  }
+}
+
+/** Which kinds of settings this system was seen to take (bit 0: a count, bit 1: a usertimeout). */
+const accepted = new Set<number>();
+
+/**
+ * Throws, as apply would, when this system cannot take settings of this kind at all (Windows before 10 1703
+ * has no TCP_KEEPCNT; Wine no TCP_MAXRT; an MPTCP socket, under mptcpize, no TCP_USER_TIMEOUT), found on a
+ * socket of its own: a server refuses them at the call instead of failing on every connection it accepts.
+ */
+export function probe(s: Settings): void {
+  if (!s.onoff) return;
+  const kind = (s.keepalivecount === UNSET ? 0 : 1) | (s.usertimeout === UNSET ? 0 : 2);
+  if (accepted.has(kind)) return;
+  try {
+    binding.probe(1, s.keepalivetime, s.keepaliveinterval, s.keepalivecount, s.usertimeout);
+  } catch (error) {
+    const err = error as NativeError;
+    if (err.syscall === 'socket') return; // no socket to try on (EMFILE): each connection will say
+    err.applied = 0; // (what it set was on its own socket, gone now)
+    throw annotated(err);
+  }
+  accepted.add(kind);
+}
+
+/** What a new TCP socket holds (the system's defaults), or undefined if none can be made. */
+export function systemDefaults(): NativeValues | undefined {
+  try {
+    return binding.probe(0, UNSET, UNSET, UNSET, UNSET);
+  } catch {
+    return undefined;
   }
 }
 

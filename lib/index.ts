@@ -3,7 +3,7 @@ import { UNSET } from './binding';
 import { keepaliveError } from './errors';
 import { notTcp, osSocketOf, read, socketClosed, tcpHandleOf } from './handle';
 import { KeepaliveOptions, KeepaliveValues, Limits, platform, validate } from './options';
-import { applyToServer } from './server';
+import { applyToServer, isClusterWorker } from './server';
 import { applyToSocket, realSocket } from './socket';
 import { handleOf, isServer, isSocket, KeepaliveTarget, notATarget, onPathWithoutHandle } from './target';
 
@@ -23,17 +23,30 @@ export const limits: Readonly<Limits> = Object.freeze({ ...platform });
  */
 export function applyKeepalive<T extends KeepaliveTarget>(target: T, options: KeepaliveOptions): T {
   const settings = validate(options);
-  if (isSocket(target)) applyToSocket(realSocket(target), settings);
+  if (socketOrClosed(target)) applyToSocket(realSocket(target), settings);
   else if (isServer(target)) applyToServer(target, settings);
   else throw notATarget(target);
   return target;
+}
+
+/**
+ * isSocket(), except that http2's `session.socket` of a session destroyed since throws
+ * ERR_HTTP2_SOCKET_UNBOUND on every access, `instanceof` included: for us its socket is closed.
+ */
+function socketOrClosed(target: unknown): target is Socket {
+  try {
+    return isSocket(target);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ERR_HTTP2_SOCKET_UNBOUND') throw socketClosed();
+    throw error;
+  }
 }
 
 /** Reads the keepalive settings the kernel holds for a connected socket or a listening server, in ms. */
 export function getKeepalive(target: KeepaliveTarget): KeepaliveValues {
   let what: 'socket' | 'server';
   let of: Socket | Server;
-  if (isSocket(target)) {
+  if (socketOrClosed(target)) {
     of = realSocket(target);
     if (of.destroyed) throw socketClosed();
     if (!(of as { _handle?: unknown })._handle && onPathWithoutHandle(of)) throw notTcp('socket');
@@ -42,6 +55,10 @@ export function getKeepalive(target: KeepaliveTarget): KeepaliveValues {
   } else if (isServer(target)) {
     if (!target.listening) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The server is not listening');
     if (typeof target.address() === 'string') throw notTcp('server');
+    const handle = (target as { _handle?: { fd?: unknown; constructor?: unknown } | null })._handle;
+    if (handle && handle.constructor === Object && typeof handle.fd !== 'number' && isClusterWorker()) {
+      throw keepaliveError('ERR_KEEPALIVE_UNSUPPORTED', 'A round-robin cluster worker holds no listening socket to read (the primary accepts its connections): read an accepted socket instead');
+    }
     of = target;
     what = 'server';
   } else {

@@ -1,7 +1,7 @@
 import type { Server } from 'node:net';
-import { NativeValues, UNSET } from './binding';
+import { binding, NativeValues, UNSET } from './binding';
 import type { CodedError } from './errors';
-import { acceptedOsSocket, Handle, innermost, Internal, isPipe, kHandleState, notTcp, osSocketOf, read, write } from './handle';
+import { acceptedOsSocket, Handle, innermost, Internal, isPipe, kHandleState, notTcp, osSocketOf, probe, read, write } from './handle';
 import { platform, Settings } from './options';
 import { applyToSocket, withOmittedResolved } from './socket';
 import { destroyOnError, installHandleState, installSocketState, OnError, StickySocket } from './sticky';
@@ -23,8 +23,9 @@ interface ServerState {
 /**
  * How an accepted connection gets the settings. `write`: one full apply each. `verify`: Linux copies the
  * listening socket's options into each connection when its handshake completes, so those already queued when
- * the listener was configured hold the old ones; the accept queue is FIFO, so once one connection is read to
- * hold ours, every later one does (`inherited`: nothing to do).
+ * the listener was configured hold what it held before: each of them (as many as the kernel said were queued)
+ * is read and, if it differs, written; every later one holds ours (`inherited`: nothing to do). Where the
+ * kernel does not say how many wait, the queue being FIFO, the first one read to hold ours ends it.
  */
 type Mode = 'write' | 'verify' | 'inherited';
 
@@ -33,6 +34,8 @@ interface ListenerState {
   /** The server settings this listener was prepared for. */
   settings: Settings;
   mode: Mode;
+  /** In `verify`: the connections queued before the listener was configured still to check; -1: unknown. */
+  toVerify: number;
   /** `settings` with the omitted fields resolved (from the listener in `verify`, from the first connection in `write`). */
   effective: Settings | undefined;
   original: OnConnection;
@@ -63,7 +66,7 @@ function warnNotTcp(server: ServerWithState, state: ServerState): void {
 
 let clusterWorker: boolean | undefined;
 
-function isClusterWorker(): boolean {
+export function isClusterWorker(): boolean {
   clusterWorker ??= (require('node:cluster') as { isWorker?: boolean }).isWorker === true;
   return clusterWorker;
 }
@@ -83,6 +86,14 @@ function ownsListener(server: ServerWithState, handle: Handle): boolean {
     /^[46]:/.test(server._connectionKey) &&
     !isClusterWorker()
   );
+}
+
+function queuedOn(sock: number): number {
+  try {
+    return binding.queued(sock);
+  } catch {
+    return -1;
+  }
 }
 
 /** The kernel holds `s` (values read in ms, rounded as the kernel rounds). */
@@ -115,8 +126,9 @@ function accepted(listener: ListenerState, clientHandle: Handle): void {
     if (listener.mode !== 'inherited') {
       const sock = acceptedOsSocket(clientHandle, early);
       if (listener.mode === 'verify') {
-        if (holds(read(sock), listener.effective!)) listener.mode = 'inherited';
-        else write(sock, listener.effective!);
+        const held = holds(read(sock), listener.effective!);
+        if (!held) write(sock, listener.effective!);
+        if (listener.toVerify < 0 ? held : --listener.toVerify === 0) listener.mode = 'inherited';
       } else {
         listener.effective ??= withOmittedResolved(state.settings, sock, undefined);
         write(sock, state.settings);
@@ -154,6 +166,7 @@ function prepareListener(server: ServerWithState, state: ServerState): void {
   const current = handle[kListener];
   if (current && current.settings === state.settings) return;
   let mode: Mode = 'write';
+  let toVerify = -1;
   let effective: Settings | undefined;
   let before = current?.before;
   if (ownsListener(server, handle)) {
@@ -161,11 +174,13 @@ function prepareListener(server: ServerWithState, state: ServerState): void {
     if (state.byDefault) before ??= read(sock);
     effective = withOmittedResolved(state.settings, sock, undefined);
     write(sock, state.settings);
-    mode = 'verify';
+    // Those queued now hold what the listener held before (a connection completing meanwhile, ours: counted, harmless).
+    toVerify = queuedOn(sock);
+    mode = toVerify === 0 ? 'inherited' : 'verify';
   }
   const original = current ? current.original : handle.onconnection;
   if (typeof original !== 'function') return; // no handle to hook (Bun): the `connection` listener applies per socket
-  handle[kListener] = { server, settings: state.settings, mode, effective, original, before };
+  handle[kListener] = { server, settings: state.settings, mode, toVerify, effective, original, before };
   if (!current) handle.onconnection = onconnectionWithKeepalive;
 }
 
@@ -246,6 +261,7 @@ function emitWithKeepalive(this: ServerWithState, event: string | symbol, socket
  * run. Throws, having installed nothing, when the server already listens on something that is not TCP.
  */
 export function applyToServer(server: ServerWithState, settings: Settings, onError: OnError = destroyOnError, fromDefault = false): void {
+  probe(settings);
   const existing = server[kServerState];
   const state: ServerState = { settings, onError, byDefault: fromDefault, warned: existing?.warned ?? false, accepted: undefined, acceptedSettings: undefined, acceptError: undefined };
   if (server.listening) prepareListener(server, state);

@@ -1,7 +1,7 @@
 import { Socket } from 'node:net';
 import { types } from 'node:util';
-import { UNSET } from './binding';
-import { innermost, isPipe, kHandleState, notTcp, osSocketOf, read, socketClosed, tcpHandleOf, write } from './handle';
+import { NativeValues, UNSET } from './binding';
+import { innermost, isPipe, kHandleState, notTcp, osSocketOf, read, socketClosed, systemDefaults, tcpHandleOf, write } from './handle';
 import type { Settings } from './options';
 import { destroyOnError, installHandleState, installSocketState, kSocketState, OnError, SocketState, StickySocket } from './sticky';
 import { handleOf, notATarget, onPathWithoutHandle } from './target';
@@ -51,6 +51,28 @@ function configure(socket: StickySocket, requested: Settings, effective: Setting
   return resolved;
 }
 
+/**
+ * A socket still connecting: an omitted count or usertimeout is the value in force now, not what the socket
+ * holds when it connects (a `setKeepAlive(true, n)` before this call, which libuv applies when it creates the
+ * descriptor, would make the count 10). Read from its descriptor if it has one, else from a new socket.
+ */
+function omittedAsNow(socket: StickySocket, s: Settings): Settings {
+  if (!s.onoff || (s.keepalivecount !== UNSET && s.usertimeout !== UNSET)) return s;
+  const handle = socket._handle ? innermost(socket._handle) : undefined;
+  let now: NativeValues | undefined;
+  if (handle && typeof handle.fd === 'number' && handle.fd >= 0 && handle.constructor?.name === 'TCP') {
+    try {
+      now = read(handle.fd);
+    } catch {
+      now = undefined;
+    }
+  } else {
+    now = systemDefaults();
+  }
+  if (!now) return s;
+  return { ...s, keepalivecount: s.keepalivecount === UNSET ? now[3] : s.keepalivecount, usertimeout: s.usertimeout === UNSET ? now[4] : s.usertimeout };
+}
+
 /** On every `connect` of a socket we were given: settings applied while it connected, or again after a reconnect. */
 function onConnect(socket: StickySocket, state: SocketState): void {
   if (!state.requested || socket.destroyed || socket.connecting) return; // (a 'connect' emitted by other code)
@@ -94,7 +116,7 @@ export function applyToSocket(socket: StickySocket, settings: Settings, onError:
   if (connecting && ((socket._handle && isPipe(innermost(socket._handle))) || onPathWithoutHandle(socket))) throw notTcp('socket');
   const effective = connecting ? undefined : configure(socket, settings, undefined, undefined, onError);
   const state = installSocketState(socket, onError);
-  state.requested = settings;
+  state.requested = connecting ? omittedAsNow(socket, settings) : settings;
   state.effective = effective;
   state.pending = connecting;
   state.enabled = undefined;

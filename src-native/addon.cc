@@ -179,6 +179,17 @@ static bool port_arg(napi_env env, napi_value value, const char* name, int* out)
   return true;
 }
 
+static napi_value values_array(napi_env env, const ka_values* v);
+
+// onoff, keepalivetime, keepaliveinterval, keepalivecount, usertimeout from argv[0..4].
+static bool values_args(napi_env env, napi_value* argv, const char* fn, ka_values* v) {
+  return integer_arg(env, argv[0], fn, "onoff", 0, 0, 1, &v->onoff) &&
+         integer_arg(env, argv[1], fn, "keepalivetime", KA_UNSET, 1, KA_MAX_INT32, &v->keepalivetime) &&
+         integer_arg(env, argv[2], fn, "keepaliveinterval", KA_UNSET, 1, KA_MAX_INT32, &v->keepaliveinterval) &&
+         integer_arg(env, argv[3], fn, "keepalivecount", KA_UNSET, 1, KA_MAX_INT32, &v->keepalivecount) &&
+         integer_arg(env, argv[4], fn, "usertimeout", KA_UNSET, 0, KA_MAX_INT32, &v->usertimeout);
+}
+
 // The per-call hot path: one napi_get_cb_info, six napi_get_value_double, the system calls.
 static napi_value Apply(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -191,15 +202,57 @@ static napi_value Apply(napi_env env, napi_callback_info info) {
   int64_t sock;
   ka_values v;
   if (!integer_arg(env, argv[0], "apply", "sock", 0, 0, KA_MAX_INT32, &sock)) return nullptr;
-  if (!integer_arg(env, argv[1], "apply", "onoff", 0, 0, 1, &v.onoff)) return nullptr;
-  if (!integer_arg(env, argv[2], "apply", "keepalivetime", KA_UNSET, 1, KA_MAX_INT32, &v.keepalivetime)) return nullptr;
-  if (!integer_arg(env, argv[3], "apply", "keepaliveinterval", KA_UNSET, 1, KA_MAX_INT32, &v.keepaliveinterval)) return nullptr;
-  if (!integer_arg(env, argv[4], "apply", "keepalivecount", KA_UNSET, 1, KA_MAX_INT32, &v.keepalivecount)) return nullptr;
-  if (!integer_arg(env, argv[5], "apply", "usertimeout", KA_UNSET, 0, KA_MAX_INT32, &v.usertimeout)) return nullptr;
+  if (!values_args(env, argv + 1, "apply", &v)) return nullptr;
 
   ka_status status = {0, 0, "", 0};
   if (ka_apply((ka_socket) sock, &v, &status) != 0) throw_status(env, &status);
   return nullptr;
+}
+
+// probe(onoff, keepalivetime, keepaliveinterval, keepalivecount, usertimeout): applies the values to a new TCP
+// socket of its own, reads it back (as read() does) and closes it, so that a server can refuse, at the call,
+// options the system cannot take (Windows before 10 1703 has no TCP_KEEPCNT; Wine has no TCP_MAXRT) instead of
+// failing on every connection; with onoff 0 and no fields, what a new socket holds (the system's defaults).
+static napi_value Probe(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  if (argc != 5) {
+    throw_count(env, "probe", 5, argc);
+    return nullptr;
+  }
+  ka_values v;
+  if (!values_args(env, argv, "probe", &v)) return nullptr;
+
+  ka_values values;
+  ka_status status = {0, 0, "", 0};
+  if (ka_probe(&v, &values, &status) != 0) {
+    throw_status(env, &status);
+    return nullptr;
+  }
+  return values_array(env, &values);
+}
+
+// queued(sock): how many connections wait in a listening socket's accept queue, -1 where unknown.
+static napi_value Queued(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  if (argc != 1) {
+    throw_count(env, "queued", 1, argc);
+    return nullptr;
+  }
+  int64_t sock;
+  if (!integer_arg(env, argv[0], "queued", "sock", 0, 0, KA_MAX_INT32, &sock)) return nullptr;
+  int64_t queued = -1;
+  ka_status status = {0, 0, "", 0};
+  if (ka_queued((ka_socket) sock, &queued, &status) != 0) {
+    throw_status(env, &status);
+    return nullptr;
+  }
+  napi_value out;
+  if (napi_create_double(env, (double) queued, &out) != napi_ok) return nullptr;
+  return out;
 }
 
 static napi_value Read(napi_env env, napi_callback_info info) {
@@ -219,6 +272,11 @@ static napi_value Read(napi_env env, napi_callback_info info) {
     throw_status(env, &status);
     return nullptr;
   }
+  return values_array(env, &values);
+}
+
+static napi_value values_array(napi_env env, const ka_values* v) {
+  const ka_values& values = *v;
   const int64_t fields[5] = {values.onoff, values.keepalivetime, values.keepaliveinterval, values.keepalivecount, values.usertimeout};
   napi_value out;
   if (napi_create_array_with_length(env, 5, &out) != napi_ok) return nullptr;
@@ -305,6 +363,8 @@ NAPI_MODULE_INIT() {
   const napi_property_attributes attributes = napi_default_method;
   const napi_property_descriptor functions[] = {
       {"apply", nullptr, Apply, nullptr, nullptr, nullptr, attributes, ctx},
+      {"probe", nullptr, Probe, nullptr, nullptr, nullptr, attributes, ctx},
+      {"queued", nullptr, Queued, nullptr, nullptr, nullptr, attributes, ctx},
       {"read", nullptr, Read, nullptr, nullptr, nullptr, attributes, ctx},
       {"resolve", nullptr, Resolve, nullptr, nullptr, nullptr, attributes, ctx},
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, attributes, ctx},

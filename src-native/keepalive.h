@@ -60,6 +60,12 @@ void ka_context_stats(const ka_context* ctx, ka_stats* out);
    addresses NUL-terminated. Each returns 0 or a negative libuv error / KA_E* code, with status filled in. */
 int ka_resolve(ka_context* ctx, const ka_endpoint* endpoint, ka_socket* out, ka_status* status);
 int ka_apply(ka_socket sock, const ka_values* values, ka_status* status);
+// ka_apply then ka_read on a new TCP socket of its own, closed again: whether this system takes these values
+// at all, and what a socket then holds.
+int ka_probe(const ka_values* values, ka_values* out, ka_status* status);
+// How many connections wait in a listening socket's accept queue (Linux: TCP_INFO's tcpi_unacked on a
+// listener); -1 where the system does not say.
+int ka_queued(ka_socket sock, int64_t* out, ka_status* status);
 int ka_read(ka_socket sock, ka_values* out, ka_status* status);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <string>
 #include <unordered_map>
@@ -426,6 +427,34 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
     if (set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1) != 0) return fail_set(fd, status, "setsockopt(SO_KEEPALIVE)", errno);
     status->applied |= KA_APPLIED_ONOFF;
   }
+  return 0;
+}
+
+int ka_probe(const ka_values* v, ka_values* out, ka_status* status) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    int sys_errno = errno;
+    status->applied = 0;
+    return fail(status, "socket", sys_errno);
+  }
+  int err = ka_apply((ka_socket) fd, v, status);
+  if (err == 0) err = ka_read((ka_socket) fd, out, status);
+  close(fd);
+  return err;
+}
+
+int ka_queued(ka_socket sock, int64_t* out, ka_status* status) {
+#if defined(__linux__)
+  struct tcp_info info;
+  socklen_t len = sizeof(info);
+  memset(&info, 0, sizeof(info));
+  if (getsockopt((int) sock, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return fail(status, "getsockopt(TCP_INFO)", errno);
+  *out = info.tcpi_state == 10 /* TCP_LISTEN */ ? (int64_t) info.tcpi_unacked : -1;
+#else
+  (void) sock;
+  (void) status;
+  *out = -1;
+#endif
   return 0;
 }
 

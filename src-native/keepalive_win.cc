@@ -254,6 +254,26 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
   return 0;
 }
 
+int ka_probe(const ka_values* v, ka_values* out, ka_status* status) {
+  SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  if (s == INVALID_SOCKET) {
+    int sys_errno = WSAGetLastError();
+    status->applied = 0;
+    return fail(status, "socket", sys_errno);
+  }
+  int err = ka_apply((ka_socket) s, v, status);
+  if (err == 0) err = ka_read((ka_socket) s, out, status);
+  closesocket(s);
+  return err;
+}
+
+int ka_queued(ka_socket sock, int64_t* out, ka_status* status) {
+  (void) sock;
+  (void) status;
+  *out = -1;
+  return 0;
+}
+
 static int read_optional(SOCKET s, int name, const char* syscall, int64_t unit, int64_t* out, ka_status* status) {
   DWORD value = 0;
   if (get_dword(s, IPPROTO_TCP, name, &value) == 0) {

@@ -218,6 +218,20 @@ describe.skipIf(unavailable)('keepalivecount and usertimeout omitted: the values
     expect(await seen).toEqual({ ...base, so_keepalive: 1, tcp_keepidle: 3, tcp_keepintvl: 1 });
   });
 
+  it('applied while connecting after a setKeepAlive(true, n): the count in force then (no descriptor yet: the system\'s), not libuv\'s 10', async () => {
+    const base = await defaults();
+    const port = await listening(net.createServer((s) => track(s)));
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const client = track(net.connect(port, host));
+      client.setKeepAlive(true, 1000); // libuv sets 1 s x 10 probes when it creates the descriptor, at connect
+      applyKeepalive(client, { keepalivetime: 5000, keepaliveinterval: 3000 });
+      await once(client, 'connect');
+      expect(kernelOptions(client), host).toEqual({ ...base, so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 3 });
+      client.setKeepAlive(true, 7000);
+      expect(kernelOptions(client), host).toEqual({ ...base, so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 3 });
+    }
+  });
+
   it('on the accepted connections of a server', async () => {
     const base = await defaults();
     const server = net.createServer();
@@ -256,6 +270,10 @@ describe.skipIf(unavailable)('http2: session.socket is a proxy that refuses setK
       req.resume();
       await once(req, 'end');
       expect(kernelOptions(socket)).toEqual(inKernel);
+      // Once the session is destroyed its proxy throws ERR_HTTP2_SOCKET_UNBOUND on every access: for us, closed.
+      session.destroy();
+      expect(() => getKeepalive(socket)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
+      expect(() => applyKeepalive(socket, options)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_CLOSED' }));
     } finally {
       session.destroy();
       server.close();

@@ -110,6 +110,20 @@ describe.skipIf(unavailable)('servers over time', () => {
     expect(await seen).toEqual(Array(5).fill(otherInKernel));
   });
 
+  it('handshakes queued under several earlier settings, the oldest equal to the new ones (A, then B, then A again)', async () => {
+    const server = net.createServer();
+    const port = await listening(server);
+    const seen = nextConnections(server, 9);
+    queueHandshakes(port, 2); // the listener's own defaults
+    applyKeepalive(server, options);
+    queueHandshakes(port, 3); // A
+    applyKeepalive(server, other);
+    queueHandshakes(port, 3); // B
+    applyKeepalive(server, options);
+    connect(port);
+    expect(await seen).toEqual(Array(9).fill(inKernel));
+  });
+
   it('the first tick after listen(): handshakes completed before our listening hook ran', async () => {
     const server = net.createServer();
     applyKeepalive(server, options);
@@ -267,6 +281,7 @@ interface WorkerReport {
   warning?: { code: string };
   socketError?: string;
   serverError?: string;
+  serverRead?: string;
 }
 
 /** Starts test/support/cluster-server.js; returns its reports and a way to end it. */
@@ -324,6 +339,10 @@ describe.skipIf(unavailable)('cluster workers, each with its own settings', () =
       }
       if (policy === 'rr') expect(seen.size).toBe(3);
       expect(seen.size).toBeGreaterThanOrEqual(2);
+      // getKeepalive(server) in a worker: round-robin has no listening socket there (a typed error, not a
+      // search by address); SCHED_NONE reads the shared one, which no worker's apply changed.
+      const reads = cluster.reports.filter((r) => r.serverRead !== undefined).map((r) => r.serverRead);
+      expect(reads).toEqual(Array(3).fill(policy === 'rr' ? 'ERR_KEEPALIVE_UNSUPPORTED' : 'onoff:false'));
       expect(cluster.reports.filter((r) => r.socketError || r.serverError || r.destroyed)).toEqual([]);
     } finally {
       cluster.child.send('exit');

@@ -308,6 +308,36 @@ test('server: every accepted socket gets the settings; the clients do not', asyn
   }
 });
 
+test('server with usertimeout: refused at the call where the OS cannot hold it (Wine 10), else on every accepted socket', async (wine) => {
+  const server = net.createServer((socket) => socket.write('hello'));
+  const options = { keepalivetime: 9000, keepaliveinterval: 1000, keepalivecount: 5, usertimeout: 6000 };
+  try {
+    try {
+      applyKeepalive(server, options);
+    } catch (error) {
+      const unsupported = error.code === 'ERR_KEEPALIVE_UNSUPPORTED' && error.syscall === 'setsockopt(TCP_MAXRT)';
+      if (!(underWine && unsupported)) throw error;
+      assert(Array.isArray(error.applied) && error.applied.length === 0, `error.applied = ${JSON.stringify(error.applied)}`);
+      // Refused, nothing installed: the server's connections are served as without the package.
+      await listen(server, '127.0.0.1');
+      const { client } = await connectTo(server, '127.0.0.1');
+      const reply = await new Promise((resolve) => {
+        let data = '';
+        client.on('data', (chunk) => (data += chunk) === 'hello' && resolve(data));
+        client.on('close', () => resolve(data));
+      });
+      assert(reply === 'hello', `the client got ${JSON.stringify(reply)}`);
+      wine('applyKeepalive(server, { usertimeout }) -> ERR_KEEPALIVE_UNSUPPORTED at the call (no TCP_MAXRT in Wine 10)');
+      return `${error.code} (${error.syscall}) at the call; the server's connection answered`;
+    }
+    await listen(server, '127.0.0.1');
+    const { accepted } = await connectTo(server, '127.0.0.1');
+    return await expectApplied(accepted, options, 'accepted');
+  } finally {
+    closeAll(server);
+  }
+});
+
 test('TLS: a client TLSSocket and the sockets a tls.Server accepts', async () => {
   const fixtures = path.join(root, 'test', 'fixtures');
   const server = tls.createServer({ key: fs.readFileSync(path.join(fixtures, 'key.pem')), cert: fs.readFileSync(path.join(fixtures, 'cert.pem')) });

@@ -6,7 +6,7 @@
 // any socket error or close. The test ends the primary with 'exit'.
 const cluster = require('node:cluster');
 const net = require('node:net');
-const { applyKeepalive } = require(process.env.DIST);
+const { applyKeepalive, getKeepalive } = require(process.env.DIST);
 
 const settings = JSON.parse(process.env.SETTINGS);
 
@@ -46,5 +46,15 @@ if (cluster.isPrimary) {
   const listen = process.env.LISTEN;
   if (/^\d+$/.test(listen)) server.listen(Number(listen), '127.0.0.1');
   else server.listen(listen);
-  server.on('listening', () => process.send({ listening: true }));
+  server.on('listening', () => {
+    // What getKeepalive(server) says here: the shared listening socket (SCHED_NONE), or that there is none (round-robin).
+    let serverRead;
+    try {
+      serverRead = `onoff:${getKeepalive(server).onoff}`;
+    } catch (error) {
+      serverRead = error.code;
+    }
+    process.send({ worker: index, serverRead });
+    process.send({ listening: true });
+  });
 }
