@@ -233,17 +233,22 @@ static napi_value Probe(napi_env env, napi_callback_info info) {
   return values_array(env, &values);
 }
 
-// queued(sock): how many connections wait in a listening socket's accept queue, -1 where unknown.
-static napi_value Queued(napi_env env, napi_callback_info info) {
+// The one argument of read(sock) and queued(sock).
+static bool sock_only_arg(napi_env env, napi_callback_info info, const char* fn, int64_t* sock) {
   size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
   if (argc != 1) {
-    throw_count(env, "queued", 1, argc);
-    return nullptr;
+    throw_count(env, fn, 1, argc);
+    return false;
   }
+  return integer_arg(env, argv[0], fn, "sock", 0, 0, KA_MAX_INT32, sock);
+}
+
+// queued(sock): how many connections wait in a listening socket's accept queue, -1 where unknown.
+static napi_value Queued(napi_env env, napi_callback_info info) {
   int64_t sock;
-  if (!integer_arg(env, argv[0], "queued", "sock", 0, 0, KA_MAX_INT32, &sock)) return nullptr;
+  if (!sock_only_arg(env, info, "queued", &sock)) return nullptr;
   int64_t queued = -1;
   ka_status status = {0, 0, "", 0};
   if (ka_queued((ka_socket) sock, &queued, &status) != 0) {
@@ -256,15 +261,8 @@ static napi_value Queued(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Read(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc != 1) {
-    throw_count(env, "read", 1, argc);
-    return nullptr;
-  }
   int64_t sock;
-  if (!integer_arg(env, argv[0], "read", "sock", 0, 0, KA_MAX_INT32, &sock)) return nullptr;
+  if (!sock_only_arg(env, info, "read", &sock)) return nullptr;
 
   ka_values values;
   ka_status status = {0, 0, "", 0};

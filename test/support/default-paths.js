@@ -217,6 +217,15 @@ async function main() {
     d[name] = socket;
     expectOf[name] = expected;
   };
+  /** Closes the re-listen server (once its one connection, `name`, is gone) and has it listen again. */
+  const relistenDropping = async (name) => {
+    const closed = new Promise((resolve) => relisten.close(resolve));
+    d[name].destroy();
+    delete d[name];
+    delete expectOf[name];
+    await closed;
+    adoptedPort.relisten = await listen(relisten);
+  };
   setDefaultKeepalive(OPTIONS);
   for (let i = 1; i <= 3; i++) add(`adopted server, connection ${i}`, await connectTo(adoptedPort.adopted), 'default');
   for (let i = 1; i <= 2; i++) add(`adopted TLS server, connection ${i}`, await connectTo(adoptedPort.secureAdopted, true), 'default');
@@ -234,12 +243,7 @@ async function main() {
   add('adopted server after a new default', await connectTo(adoptedPort.adopted), 'second');
   add('adopted TLS server after a new default', await connectTo(adoptedPort.secureAdopted, true), 'second');
   const inListenerSecond = inConnection.adopted;
-  const closed = new Promise((resolve) => relisten.close(resolve)); // once its one connection is gone
-  d['re-listen server, before close'].destroy();
-  delete d['re-listen server, before close'];
-  delete expectOf['re-listen server, before close'];
-  await closed;
-  adoptedPort.relisten = await listen(relisten);
+  await relistenDropping('re-listen server, before close');
   add('re-listen server, listening again under the new default', await connectTo(adoptedPort.relisten), 'second');
 
   setDefaultKeepalive(null);
@@ -247,12 +251,7 @@ async function main() {
   add('adopted TLS server after null', await connectTo(adoptedPort.secureAdopted, true), 'untouched');
   add('burst server after null', await connectTo(adoptedPort.burstServer), 'untouched');
   add('explicit server after null (explicit stays)', await connectTo(adoptedPort.explicitServer), 'explicit');
-  const closedAgain = new Promise((resolve) => relisten.close(resolve)); // once its one connection is gone
-  d['re-listen server, listening again under the new default'].destroy();
-  delete d['re-listen server, listening again under the new default'];
-  delete expectOf['re-listen server, listening again under the new default'];
-  await closedAgain;
-  adoptedPort.relisten = await listen(relisten);
+  await relistenDropping('re-listen server, listening again under the new default');
   add('re-listen server, listening again after null', await connectTo(adoptedPort.relisten), 'untouched');
 
   // A default set again takes the servers it handed back over again.
