@@ -181,6 +181,17 @@ static bool port_arg(napi_env env, napi_value value, const char* name, int* out)
 
 static napi_value values_array(napi_env env, const ka_values* v);
 
+// Exactly `expected` arguments into argv (room for expected + 1, to tell too many); else throws, returns false.
+static inline bool exact_args(napi_env env, napi_callback_info info, const char* fn, size_t expected, napi_value* argv) {
+  size_t argc = expected + 1;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
+  if (argc != expected) {
+    throw_count(env, fn, expected, argc);
+    return false;
+  }
+  return true;
+}
+
 // onoff, keepalivetime, keepaliveinterval, keepalivecount, usertimeout from argv[0..4].
 static bool values_args(napi_env env, napi_value* argv, const char* fn, ka_values* v) {
   return integer_arg(env, argv[0], fn, "onoff", 0, 0, 1, &v->onoff) &&
@@ -192,13 +203,8 @@ static bool values_args(napi_env env, napi_value* argv, const char* fn, ka_value
 
 // The per-call hot path: one napi_get_cb_info, six napi_get_value_double, the system calls.
 static napi_value Apply(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc != 6) {
-    throw_count(env, "apply", 6, argc);
-    return nullptr;
-  }
+  if (!exact_args(env, info, "apply", 6, argv)) return nullptr;
   int64_t sock;
   ka_values v;
   if (!integer_arg(env, argv[0], "apply", "sock", 0, 0, KA_MAX_INT32, &sock)) return nullptr;
@@ -214,13 +220,8 @@ static napi_value Apply(napi_env env, napi_callback_info info) {
 // options the system cannot take (Windows before 10 1703 has no TCP_KEEPCNT; Wine has no TCP_MAXRT) instead of
 // failing on every connection; with onoff 0 and no fields, what a new socket holds (the system's defaults).
 static napi_value Probe(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc != 5) {
-    throw_count(env, "probe", 5, argc);
-    return nullptr;
-  }
+  if (!exact_args(env, info, "probe", 5, argv)) return nullptr;
   ka_values v;
   if (!values_args(env, argv, "probe", &v)) return nullptr;
 
@@ -235,13 +236,8 @@ static napi_value Probe(napi_env env, napi_callback_info info) {
 
 // The one argument of read(sock) and queued(sock).
 static bool sock_only_arg(napi_env env, napi_callback_info info, const char* fn, int64_t* sock) {
-  size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
-  if (argc != 1) {
-    throw_count(env, fn, 1, argc);
-    return false;
-  }
+  if (!exact_args(env, info, fn, 1, argv)) return false;
   return integer_arg(env, argv[0], fn, "sock", 0, 0, KA_MAX_INT32, sock);
 }
 
