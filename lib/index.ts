@@ -1,11 +1,11 @@
-import type { Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { UNSET } from './binding';
+import { applyToServer, applyToSocket, isClusterWorker } from './connection';
 import { keepaliveError } from './errors';
-import { notTcp, osSocketOf, read, socketClosed, tcpHandleOf } from './handle';
+import { hookServer, installHooks } from './hooks';
 import { KeepaliveOptions, KeepaliveValues, Limits, platform, validate } from './options';
-import { applyToServer, isClusterWorker } from './server';
-import { applyToSocket, realSocket } from './socket';
-import { handleOf, isServer, isSocket, KeepaliveTarget, notATarget, onPathWithoutHandle } from './target';
+import { osSocketOf, read, resolveOmitted, tcpHandleOf } from './os-socket';
+import { handleOf, isServer, KeepaliveTarget, notATarget, notTcp, onPathWithoutHandle, realSocket, socketClosed } from './target';
 
 export type { KeepaliveErrorCode } from './errors';
 export type { KeepaliveOptions, KeepaliveValues } from './options';
@@ -13,59 +13,52 @@ export type { KeepaliveTarget } from './target';
 export { setDefaultKeepalive } from './default';
 export type { DefaultKeepaliveConfig, DefaultKeepaliveSocketInfo } from './default';
 
+// From load on, so a setKeepAlive made before the first apply or default is known when it comes.
+installHooks();
+
 /** The limits in force on this platform, in ms (and probes), after which a value is out of range. */
 export const limits: Readonly<Limits> = Object.freeze({ ...platform });
 
 /**
  * Applies keepalive settings to a `net.Socket`, a `tls.TLSSocket` (its TCP socket) or a `net.Server`
  * (`http.Server`, `https.Server`: every connection it accepts). A socket still connecting gets them on
- * `connect`, before the user's listeners. Returns the target.
+ * `connect`, before the user's listeners, and again on every later connect. Returns the target.
  */
 export function applyKeepalive<T extends KeepaliveTarget>(target: T, options: KeepaliveOptions): T {
-  const settings = validate(options);
-  if (socketOrClosed(target)) applyToSocket(realSocket(target), settings);
-  else if (isServer(target)) applyToServer(target, settings);
-  else throw notATarget(target);
+  const settings = resolveOmitted(validate(options));
+  const socket = realSocket(target);
+  if (!socket && !isServer(target)) throw notATarget(target);
+  if (socket) {
+    applyToSocket(socket, { settings, source: 'socket', onError: (s, error) => s.destroy(error) });
+  } else {
+    applyToServer(target as Server, { settings, source: 'server', onError: (s, error) => s.destroy(error) });
+    hookServer(target as Server);
+  }
   return target;
 }
 
-/**
- * isSocket(), except that http2's `session.socket` of a session destroyed since throws
- * ERR_HTTP2_SOCKET_UNBOUND on every access, `instanceof` included: for us its socket is closed.
- */
-function socketOrClosed(target: unknown): target is Socket {
-  try {
-    return isSocket(target);
-  } catch (error) {
-    if ((error as { code?: unknown }).code === 'ERR_HTTP2_SOCKET_UNBOUND') throw socketClosed();
-    throw error;
+/** The OS socket of a connected socket or a listening server, to read from. */
+function osSocketToRead(target: KeepaliveTarget): number {
+  const socket = realSocket(target);
+  if (socket) {
+    if (socket.destroyed) throw socketClosed();
+    if (!socket._handle && onPathWithoutHandle(socket)) throw notTcp('socket');
+    if (socket.connecting || !handleOf(socket)) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The socket is not connected yet');
+    return osSocketOf(socket, tcpHandleOf(socket, 'socket'), 'socket');
   }
+  if (!isServer(target)) throw notATarget(target);
+  if (!target.listening) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The server is not listening');
+  if (typeof target.address() === 'string') throw notTcp('server');
+  const handle = (target as { _handle?: { fd?: unknown; constructor?: unknown } | null })._handle;
+  if (handle && handle.constructor === Object && typeof handle.fd !== 'number' && isClusterWorker()) {
+    throw keepaliveError('ERR_KEEPALIVE_UNSUPPORTED', 'A round-robin cluster worker holds no listening socket to read (the primary accepts its connections): read an accepted socket instead');
+  }
+  return osSocketOf(target, tcpHandleOf(target, 'server'), 'server');
 }
 
 /** Reads the keepalive settings the kernel holds for a connected socket or a listening server, in ms. */
 export function getKeepalive(target: KeepaliveTarget): KeepaliveValues {
-  let what: 'socket' | 'server';
-  let of: Socket | Server;
-  if (socketOrClosed(target)) {
-    of = realSocket(target);
-    if (of.destroyed) throw socketClosed();
-    if (!(of as { _handle?: unknown })._handle && onPathWithoutHandle(of)) throw notTcp('socket');
-    if (of.connecting || !handleOf(of)) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The socket is not connected yet');
-    what = 'socket';
-  } else if (isServer(target)) {
-    if (!target.listening) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The server is not listening');
-    if (typeof target.address() === 'string') throw notTcp('server');
-    const handle = (target as { _handle?: { fd?: unknown; constructor?: unknown } | null })._handle;
-    if (handle && handle.constructor === Object && typeof handle.fd !== 'number' && isClusterWorker()) {
-      throw keepaliveError('ERR_KEEPALIVE_UNSUPPORTED', 'A round-robin cluster worker holds no listening socket to read (the primary accepts its connections): read an accepted socket instead');
-    }
-    of = target;
-    what = 'server';
-  } else {
-    throw notATarget(target);
-  }
-  const handle = tcpHandleOf(of, what);
-  const [onoff, keepalivetime, keepaliveinterval, keepalivecount, usertimeout] = read(osSocketOf(of, handle, what));
+  const [onoff, keepalivetime, keepaliveinterval, keepalivecount, usertimeout] = read(osSocketToRead(target));
   const known = (value: number): number | undefined => (value === UNSET ? undefined : value);
   return {
     onoff: onoff !== 0,

@@ -51,6 +51,21 @@ const PLATFORMS: Record<string, Limits> = {
 
 export const platform: Readonly<Limits> = PLATFORMS[process.platform] ?? PLATFORMS.freebsd;
 
+/** How a runtime exposes a connection's OS socket: a descriptor on `_handle.fd` (Node on POSIX), or nothing, so it is found by its addresses. */
+export interface Runtime {
+  name: 'node' | 'bun' | 'deno';
+  /** `_handle.fd` is the descriptor while the handle is open, -1 once closed. */
+  descriptors: boolean;
+}
+
+const RUNTIMES: Record<Runtime['name'], Runtime> = {
+  node: { name: 'node', descriptors: !platform.locateByAddress },
+  bun: { name: 'bun', descriptors: false },
+  deno: { name: 'deno', descriptors: false },
+};
+
+export const runtime: Runtime = RUNTIMES[process.versions.bun !== undefined ? 'bun' : (process.versions as { deno?: string }).deno !== undefined ? 'deno' : 'node'];
+
 /** Validated options: a number for each field, `UNSET` where the caller left it as it is. */
 export interface Settings {
   onoff: boolean;

@@ -1,20 +1,26 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as net from 'node:net';
+import { join } from 'node:path';
+import * as readline from 'node:readline';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyKeepalive, KeepaliveOptions } from '../dist/index.js';
-import { KernelOptions, kernelOptions, mustRunInCi, observerUnavailable } from './support/kernel';
+import { KernelOptions, kernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
+import { Netns, netnsUnavailable, removeAllNetns } from './support/netns';
 import { closeAll, connectedPair, listening, Pair, track } from './support/net';
 
 const linux = process.platform === 'linux';
 
 /** An oracle written apart from lib/: what the kernel must hold after `options`, or the error code. */
-function expected(options: Record<string, unknown>, before: KernelOptions): { code: string } | { kernel: KernelOptions } {
+function expected(options: Record<string, unknown>, fresh: KernelOptions): { code: string } | { kernel: KernelOptions } {
   const known = ['onoff', 'keepalivetime', 'keepaliveinterval', 'keepalivecount', 'usertimeout'];
   if (Object.keys(options).some((key) => !known.includes(key))) return { code: 'ERR_INVALID_ARG_VALUE' };
   const { onoff } = options;
   if (!(onoff === undefined || onoff === true || onoff === false || onoff === 0 || onoff === 1)) return { code: 'ERR_INVALID_ARG_TYPE' };
-  if (onoff === false || onoff === 0) return { kernel: { ...before, so_keepalive: 0 } };
+  if (onoff === false || onoff === 0) return { kernel: { ...fresh, so_keepalive: 0 } };
   const limits: Array<[string, number, number, boolean]> = [
     ['keepalivetime', 1, 32767000, true],
     ['keepaliveinterval', 1, 32767000, true],
@@ -33,8 +39,8 @@ function expected(options: Record<string, unknown>, before: KernelOptions): { co
       so_keepalive: 1,
       tcp_keepidle: seconds(options.keepalivetime as number),
       tcp_keepintvl: seconds(options.keepaliveinterval as number),
-      tcp_keepcnt: options.keepalivecount === undefined ? before.tcp_keepcnt : (options.keepalivecount as number),
-      tcp_user_timeout: options.usertimeout === undefined ? before.tcp_user_timeout : (options.usertimeout as number),
+      tcp_keepcnt: options.keepalivecount === undefined ? fresh.tcp_keepcnt : (options.keepalivecount as number),
+      tcp_user_timeout: options.usertimeout === undefined ? fresh.tcp_user_timeout : (options.usertimeout as number),
     },
   };
 }
@@ -67,8 +73,10 @@ mustRunInCi('the property suite', linux ? observerUnavailable : 'Linux-only orac
 
 describe.skipIf(!linux || observerUnavailable)('random options: applied exactly, or a typed error and nothing changed', () => {
   let pair: Pair;
+  let fresh: KernelOptions;
   beforeAll(async () => {
     pair = await connectedPair();
+    fresh = kernelOptions((await connectedPair()).client);
   });
   afterAll(closeAll);
 
@@ -77,7 +85,7 @@ describe.skipIf(!linux || observerUnavailable)('random options: applied exactly,
       fc.property(fc.oneof({ weight: 9, arbitrary: optionObject }, { weight: 1, arbitrary: anyValue }), (options) => {
         const before = kernelOptions(pair.client);
         const want = typeof options === 'object' && options !== null && !Array.isArray(options)
-          ? expected(options as Record<string, unknown>, before)
+          ? expected(options as Record<string, unknown>, fresh)
           : { code: 'ERR_INVALID_ARG_TYPE' };
         let code: string | undefined;
         try {
@@ -128,15 +136,18 @@ interface Slot {
 
 const seconds = (ms: number): number => Math.ceil(ms / 1000);
 
-/** What the kernel holds after applying `opts` over `kernel` (omitted count/usertimeout: as they are). */
-function applied(opts: Opts, kernel: KernelOptions): { kernel: KernelOptions; ours: Ours } {
-  if (opts.onoff === false) return { kernel: { ...kernel, so_keepalive: 0 }, ours: { on: false, kernel: {} } };
+/** What the kernel holds after applying `opts` (omitted count/usertimeout, and every field when off: a new socket's). */
+function applied(opts: Opts, fresh: KernelOptions): { kernel: KernelOptions; ours: Ours } {
+  if (opts.onoff === false) {
+    const off = { ...fresh, so_keepalive: 0 };
+    return { kernel: off, ours: { on: false, kernel: off } };
+  }
   const next: KernelOptions = {
     so_keepalive: 1,
     tcp_keepidle: seconds(opts.keepalivetime!),
     tcp_keepintvl: seconds(opts.keepaliveinterval!),
-    tcp_keepcnt: opts.keepalivecount ?? kernel.tcp_keepcnt,
-    tcp_user_timeout: opts.usertimeout ?? kernel.tcp_user_timeout,
+    tcp_keepcnt: opts.keepalivecount ?? fresh.tcp_keepcnt,
+    tcp_user_timeout: opts.usertimeout ?? fresh.tcp_user_timeout,
   };
   return { kernel: next, ours: { on: true, kernel: next } };
 }
@@ -212,8 +223,8 @@ describe.skipIf(!linux || observerUnavailable)('random sequences over sockets an
           slot.kernel = slot.node.enable ? libuv({ ...defaults }, true, slot.node.delay) : { ...defaults };
           const ours = slot.ours;
           if (!ours) return;
-          if (ours.on) slot.kernel = { ...slot.kernel, ...ours.kernel, so_keepalive: slot.lastCall === false ? 0 : 1 };
-          else if (slot.lastCall !== true) slot.kernel = { ...slot.kernel, so_keepalive: 0 };
+          if (ours.on) slot.kernel = { ...ours.kernel, so_keepalive: slot.lastCall === false ? 0 : 1 };
+          else if (slot.lastCall !== true) slot.kernel = { ...ours.kernel };
         };
 
         const setKeepAlive = (slot: Slot, enable: boolean, delay: number): void => {
@@ -256,8 +267,7 @@ describe.skipIf(!linux || observerUnavailable)('random sequences over sockets an
               const slot = slots[op.i % slots.length];
               if (op.t === 'apply') {
                 applyKeepalive(slot.socket, op.opts as KeepaliveOptions);
-                const base = slot.ours?.on ? { ...slot.kernel, ...slot.ours.kernel } : slot.kernel;
-                const next = applied(op.opts, base);
+                const next = applied(op.opts, defaults);
                 slot.kernel = next.kernel;
                 slot.ours = next.ours;
                 slot.lastCall = undefined;
@@ -281,7 +291,7 @@ describe.skipIf(!linux || observerUnavailable)('random sequences over sockets an
               check(slot, why);
             } else {
               applyKeepalive(server, op.opts as KeepaliveOptions);
-              const next = applied(op.opts, listener);
+              const next = applied(op.opts, defaults);
               listener = next.kernel;
               serverOurs = next.ours;
             }
@@ -294,4 +304,81 @@ describe.skipIf(!linux || observerUnavailable)('random sequences over sockets an
       { numRuns: 40 },
     );
   });
+});
+
+/**
+ * Defaults over time, on every path: random sequences (test/support/default-model.js) of defaults A / B / off /
+ * filtered / null, explicit applies on sockets and the server, connects, reconnects, bursts, connects pending
+ * while the default switches, a driver's setKeepAlive before and after connect and connect listeners removed,
+ * under Node 20-26 and Bun. Every live socket of the child, both ends, is read from outside (ss + the pidfd
+ * observer) at the end of each sequence and compared with the model the script keeps apart from lib/.
+ */
+const MODEL_SCRIPT = join(__dirname, 'support', 'default-model.js');
+const MODEL_SEQUENCES = 12;
+const bunPinned = (JSON.parse(readFileSync(join(__dirname, 'runtimes', 'versions.json'), 'utf8')) as { bun: { version: string } }).bun.version;
+const bunBinary = join(__dirname, '..', '.cache', 'runtimes', `bun-${bunPinned}`, 'bun');
+const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(__dirname, '..', 'scripts', 'node-versions.js')) as {
+  unsupported: string | undefined;
+  nodeVersions(): Array<{ version: string; node: string }>;
+};
+const modelUnavailable = !linux ? 'Linux-only (namespaces, ss, pidfd observer)' : (netnsUnavailable ?? observerUnavailable ?? versionsUnavailable);
+mustRunInCi('the default-model property suite (Node 20-26)', modelUnavailable);
+mustRunInCi(`the default-model property suite under Bun ${bunPinned}`, modelUnavailable ?? (existsSync(bunBinary) ? undefined : `bun ${bunPinned} is not installed (bash .ci/steps/35-runtimes.sh)`));
+
+type Expected = Record<string, { kernel: Record<string, number | '*'>; what: string }>;
+
+/** Runs the model script under `runtime`; resolves with how many sockets it checked, rejects at the first mismatch. */
+function runModel(runtime: string, seed: number): Promise<number> {
+  const netns = new Netns();
+  const child = spawn('ip', ['netns', 'exec', netns.name, runtime, MODEL_SCRIPT, join(__dirname, '..', 'dist', 'index.js'), String(seed), String(MODEL_SEQUENCES)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  let checked = 0;
+  const mismatches: string[] = [];
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    const message = JSON.parse(line) as { ev: string; pid: number; sequence: number; log: string[]; expected: Expected; error?: string };
+    if (message.ev === 'failed') stderr += message.error;
+    if (message.ev !== 'observe') return;
+    const out = execFileSync('ip', ['netns', 'exec', netns.name, 'ss', '-tnpH', 'state', 'established'], { encoding: 'utf8' });
+    const seen = new Map<string, KernelOptions>();
+    for (const row of out.split('\n')) {
+      const columns = row.trim().split(/\s+/);
+      const fd = new RegExp(`pid=${message.pid},fd=(\\d+)`).exec(row);
+      if (columns.length < 5 || !fd) continue;
+      const port = (address: string): string => address.slice(address.lastIndexOf(':') + 1);
+      seen.set(`${port(columns[2])}>${port(columns[3])}`, kernelOptionsOf(message.pid, Number(fd[1])));
+    }
+    for (const [key, { kernel, what }] of Object.entries(message.expected)) {
+      const held = seen.get(key) as Record<string, number> | undefined;
+      const wrong = !held || Object.entries(kernel).some(([field, value]) => value !== '*' && held[field] !== value);
+      checked++;
+      if (wrong && mismatches.length < 3) {
+        mismatches.push(`seed ${seed}, sequence ${message.sequence}, ${what} (${key}): kernel ${JSON.stringify(held)}, model ${JSON.stringify(kernel)}\n  ${message.log.join('\n  ')}`);
+      }
+    }
+    child.stdin!.write('go\n');
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 100_000);
+  return new Promise((resolve, reject) => {
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      netns.destroy();
+      if (mismatches.length > 0) reject(new Error(`the kernel differs from the model:\n${mismatches.join('\n')}`));
+      else if (code !== 0) reject(new Error(`default-model.js exited ${code}: ${stderr}`));
+      else resolve(checked);
+    });
+  });
+}
+
+describe.skipIf(modelUnavailable)('random sequences of defaults, explicit applies and what drivers do: every socket as the model says', { concurrent: true }, () => {
+  afterAll(() => removeAllNetns());
+  const runtimes = modelUnavailable ? [] : [...nodeVersions().map(({ version, node }) => ({ name: `Node ${version}`, binary: node })), { name: `Bun ${bunPinned}`, binary: bunBinary }];
+  for (const { name, binary } of runtimes) {
+    it(`${name}: ${MODEL_SEQUENCES} sequences, both ends of every connection`, { timeout: 120_000 }, async () => {
+      if (!existsSync(binary)) throw new Error(`${binary} is missing`);
+      const seed = Number(process.env.TCP_KEEPALIVE_SEED ?? Math.floor(Math.random() * 2 ** 31));
+      const checked = await runModel(binary, seed);
+      expect(checked, `sockets checked (seed ${seed})`).toBeGreaterThan(MODEL_SEQUENCES * 3);
+    });
+  }
 });
