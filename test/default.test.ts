@@ -250,3 +250,38 @@ describe.skipIf(unavailable)('setDefaultKeepalive on every path, seen from outsi
     }, 90_000);
   }
 });
+
+describe.skipIf(unavailable)('threads and processes: a Worker started after the default, sockets handed over IPC (sticky sessions)', { concurrent: true }, () => {
+  const THREADS = join(__dirname, 'support', 'threads-ipc.js');
+  const PARENT: KernelOptions = { so_keepalive: 1, tcp_keepidle: 2, tcp_keepintvl: 1, tcp_keepcnt: 9, tcp_user_timeout: 0 };
+  const CHILD: KernelOptions = { so_keepalive: 1, tcp_keepidle: 4, tcp_keepintvl: 2, tcp_keepcnt: 4, tcp_user_timeout: 5000 };
+  for (const { version, node } of unavailable ? [] : nodeVersions()) {
+    for (const childMode of ['child-default', 'child-none']) {
+      it(`Node ${version}, ${childMode === 'child-default' ? 'the child sets its own default' : 'the child sets none'}`, async () => {
+        const netns = new Netns();
+        const child = spawn('ip', ['netns', 'exec', netns.name, node, THREADS, DIST, 'parent', childMode], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+        try {
+          const report = await new Promise<{ ev: string; pid: number; childPid: number; plainPort: number; workerPort: number; stickyPort: number; clients: number[]; error?: string }>((resolve, reject) => {
+            readline.createInterface({ input: child.stdout! }).once('line', (line) => resolve(JSON.parse(line)));
+            child.once('close', (code) => reject(new Error(`threads-ipc.js exited ${code}: ${stderr}`)));
+          });
+          if (report.ev !== 'observe') throw new Error(report.error);
+          const parent = socketsOf(netns, report.pid);
+          const handedTo = socketsOf(netns, report.childPid);
+          expect(parent.get(`${report.workerPort}>${report.plainPort}`), "the worker thread's own connection (it never loaded the package)").toEqual(PARENT);
+          expect(parent.get(`${report.plainPort}>${report.workerPort}`), 'its accepted end, in the main thread').toEqual(PARENT);
+          for (const port of report.clients) {
+            expect(parent.get(`${port}>${report.stickyPort}`), 'sticky-session client end').toEqual(PARENT);
+            expect(handedTo.get(`${report.stickyPort}>${port}`), 'the accepted end, handed to the child over IPC').toEqual(childMode === 'child-default' ? CHILD : PARENT);
+          }
+        } finally {
+          child.stdin!.end('go\n');
+          await new Promise((resolve) => (child.exitCode === null ? child.once('close', resolve) : resolve(undefined)));
+          netns.destroy();
+        }
+      });
+    }
+  }
+});
