@@ -23,7 +23,7 @@
 import type { Server, Socket } from 'node:net';
 import type { NativeValues } from './binding';
 import { platform, runtime, Settings } from './options';
-import { osSocketOf, probe, queuedOn, read, tcpHandleOf, write } from './os-socket';
+import { osSocketOf, probe, queuedOn, read, resolveOmitted, systemUsertimeout, tcpHandleOf, write } from './os-socket';
 import { Handle, handleOf, innermost, Internal, isAccepted, isPipe, notTcp, onPathWithoutHandle, socketClosed } from './target';
 
 export type Side = 'client' | 'server';
@@ -33,8 +33,19 @@ export type OnError = (socket: Socket, error: Error) => void;
 /** Settings with where they come from and what happens when they cannot be written later. */
 export interface Wanted {
   settings: Settings;
+  /** `settings` without an omitted usertimeout, for a socket that holds the system's already. */
+  lean: Settings;
   source: Source;
   onError: OnError;
+}
+
+export function wanted(validated: Settings, source: Source, onError: OnError): Wanted {
+  return { ...resolveOmitted(validated), source, onError };
+}
+
+/** Whether this connection holds the system's usertimeout: nothing of ours on it, or ours with the system's. */
+function systemUsertimeoutHeld(c: Connection): boolean {
+  return !c.current || c.current.settings.usertimeout === systemUsertimeout();
 }
 
 export interface Default {
@@ -106,9 +117,9 @@ function fromDefault(socket: Internal<Socket>, side: Side): Wanted | undefined {
   }
 }
 
-/** Writes `wanted` to the connection now in place and records it; a failure goes to its onError. */
-function configure(socket: Internal<Socket>, c: Connection, wanted: Wanted): void {
-  const s = wanted.settings;
+/** Writes `wanted` to the connection now in place and records it; a failure goes to its onError. `fresh`: it holds the system's usertimeout. */
+function configure(socket: Internal<Socket>, c: Connection, wanted: Wanted, fresh: boolean): void {
+  const s = fresh ? wanted.lean : wanted.settings;
   try {
     // Ours off after a setKeepAlive(true): Node's is in place, as it would be without us.
     if (s.onoff || c.enabled !== true) write(osSocketOf(socket, tcpHandleOf(socket, 'socket'), 'socket'), s, s.onoff && c.enabled !== false);
@@ -131,7 +142,7 @@ export function connected(socket: Internal<Socket>): void {
   c.handle = handle;
   c.current = undefined;
   const wanted = c.own ?? fromDefault(socket, 'client');
-  if (wanted) configure(socket, c, wanted);
+  if (wanted) configure(socket, c, wanted, true); // a new connection: nothing has written its usertimeout
 }
 
 /** setKeepAlive on a socket (after Node's own): ours stay, or go off as asked. */
@@ -147,13 +158,14 @@ export function keepAliveCalled(socket: Internal<Socket>, enable: boolean): void
     return; // closed: nothing of ours left, and never another socket that got its number
   }
   try {
-    write(sock, enable ? wanted.settings : OFF);
+    write(sock, enable ? REASSERT(wanted.settings) : OFF); // (setKeepAlive never touches the usertimeout)
   } catch (error) {
     wanted.onError(socket, error as Error);
   }
 }
 
 const OFF: Settings = Object.freeze({ onoff: false, keepalivetime: -1, keepaliveinterval: -1, keepalivecount: -1, usertimeout: -1 });
+const REASSERT = (s: Settings): Settings => ({ ...s, usertimeout: -1 });
 
 /**
  * applyKeepalive(socket): written now if connected (a failure throws, with nothing recorded), else on
@@ -166,7 +178,7 @@ export function applyToSocket(socket: Internal<Socket>, wanted: Wanted): void {
   const c = connectionOf(socket);
   if (outer) {
     const handle = tcpHandleOf(socket, 'socket');
-    write(osSocketOf(socket, handle, 'socket'), wanted.settings);
+    write(osSocketOf(socket, handle, 'socket'), systemUsertimeoutHeld(c) ? wanted.lean : wanted.settings);
     c.handle = handle;
     c.current = wanted;
   }
@@ -269,7 +281,7 @@ export function accepted(server: ListeningServer, socket: Internal<Socket>): voi
   const nodeKeepAlive = server.keepAlive === true; // Node's setKeepAlive on the handle came after the inheritance
   if (wanted) {
     if (held === wanted.settings && !nodeKeepAlive) c.current = wanted;
-    else configure(socket, c, wanted);
+    else configure(socket, c, wanted, held === undefined);
   } else if (held !== undefined && listener?.before) {
     // Left alone, but it may hold a listener's settings of ours: back to what it would hold without us.
     try {

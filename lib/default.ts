@@ -1,8 +1,7 @@
 import type { Socket } from 'node:net';
-import { Default, setDefault } from './connection';
+import { Default, setDefault, wanted } from './connection';
 import { invalidArgType } from './errors';
 import { KeepaliveOptions, validate } from './options';
-import { resolveOmitted } from './os-socket';
 
 /** Which end of the connection this process is: it connected (`client`) or a server accepted it (`server`). */
 export interface DefaultKeepaliveSocketInfo {
@@ -45,10 +44,10 @@ export function setDefaultKeepalive(options: KeepaliveOptions | null, config: De
     setDefault(undefined);
     return;
   }
-  const settings = resolveOmitted(validate(options));
+  const settings = validate(options);
   const state = { warned: false };
   const next: Default = {
-    wanted: { settings, source: 'default', onError: (_socket, error) => warnOnce(state, error) },
+    wanted: wanted(settings, 'default', (_socket, error) => warnOnce(state, error)),
     filter,
     carry: filter ? undefined : { ...options },
   };

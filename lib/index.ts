@@ -1,10 +1,10 @@
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { UNSET } from './binding';
-import { applyToServer, applyToSocket, isClusterWorker } from './connection';
+import { applyToServer, applyToSocket, isClusterWorker, wanted } from './connection';
 import { keepaliveError } from './errors';
 import { hookServer, installHooks } from './hooks';
 import { KeepaliveOptions, KeepaliveValues, Limits, platform, validate } from './options';
-import { osSocketOf, read, resolveOmitted, tcpHandleOf } from './os-socket';
+import { osSocketOf, read, tcpHandleOf } from './os-socket';
 import { handleOf, isServer, KeepaliveTarget, notATarget, notTcp, onPathWithoutHandle, realSocket, socketClosed } from './target';
 
 export type { KeepaliveErrorCode } from './errors';
@@ -19,19 +19,24 @@ installHooks();
 /** The limits in force on this platform, in ms (and probes), after which a value is out of range. */
 export const limits: Readonly<Limits> = Object.freeze({ ...platform });
 
+/** An explicit apply that fails later (on connect, or re-asserted) closes the socket, as the Delphi heartbeat code does. */
+const destroyOnError = (socket: Socket, error: Error): void => {
+  socket.destroy(error);
+};
+
 /**
  * Applies keepalive settings to a `net.Socket`, a `tls.TLSSocket` (its TCP socket) or a `net.Server`
  * (`http.Server`, `https.Server`: every connection it accepts). A socket still connecting gets them on
  * `connect`, before the user's listeners, and again on every later connect. Returns the target.
  */
 export function applyKeepalive<T extends KeepaliveTarget>(target: T, options: KeepaliveOptions): T {
-  const settings = resolveOmitted(validate(options));
+  const settings = validate(options);
   const socket = realSocket(target);
   if (!socket && !isServer(target)) throw notATarget(target);
   if (socket) {
-    applyToSocket(socket, { settings, source: 'socket', onError: (s, error) => s.destroy(error) });
+    applyToSocket(socket, wanted(settings, 'socket', destroyOnError));
   } else {
-    applyToServer(target as Server, { settings, source: 'server', onError: (s, error) => s.destroy(error) });
+    applyToServer(target as Server, wanted(settings, 'server', destroyOnError));
     hookServer(target as Server);
   }
   return target;

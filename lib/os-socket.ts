@@ -134,15 +134,20 @@ function systemDefaults(): NativeValues {
  * The one meaning of an omitted field: what a new TCP socket holds (the system's default), so the same
  * options give the same five values on every socket, whatever it held before. `onoff` false is keepalive off
  * with every other field at the system's default. A field the system cannot read stays UNSET: never written.
+ * `lean` is the same without an omitted usertimeout, for a socket known to hold the system's already (nothing
+ * but this package writes TCP_USER_TIMEOUT): one system call less.
  */
-export function resolveOmitted(s: Settings): Settings {
+export function resolveOmitted(s: Settings): { settings: Settings; lean: Settings } {
   const [, keepalivetime, keepaliveinterval, keepalivecount, usertimeout] = systemDefaults();
-  if (!s.onoff) return { onoff: false, keepalivetime, keepaliveinterval, keepalivecount, usertimeout };
-  return {
-    onoff: true,
-    keepalivetime: s.keepalivetime,
-    keepaliveinterval: s.keepaliveinterval,
-    keepalivecount: s.keepalivecount === UNSET ? keepalivecount : s.keepalivecount,
-    usertimeout: s.usertimeout === UNSET ? usertimeout : s.usertimeout,
-  };
+  if (!s.onoff) {
+    const off = { onoff: false, keepalivetime, keepaliveinterval, keepalivecount, usertimeout };
+    return { settings: off, lean: { ...off, usertimeout: UNSET } };
+  }
+  const settings = { ...s, keepalivecount: s.keepalivecount === UNSET ? keepalivecount : s.keepalivecount, usertimeout: s.usertimeout === UNSET ? usertimeout : s.usertimeout };
+  return { settings, lean: s.usertimeout === UNSET ? { ...settings, usertimeout: UNSET } : settings };
+}
+
+/** The system's TCP_USER_TIMEOUT for a new socket (UNSET where it cannot be read). */
+export function systemUsertimeout(): number {
+  return systemDefaults()[4];
 }
