@@ -22,12 +22,12 @@
  */
 import type { Server, Socket } from 'node:net';
 import type { NativeValues } from './binding';
+import { publishConfigure, publishError, publishSkip, Side, Source } from './channels';
 import { platform, runtime, Settings } from './options';
 import { osSocketOf, probe, queuedOn, read, resolveOmitted, systemUsertimeout, tcpHandleOf, write } from './os-socket';
 import { Handle, handleOf, innermost, Internal, isAccepted, isPipe, notTcp, onPathWithoutHandle, socketClosed } from './target';
 
-export type Side = 'client' | 'server';
-export type Source = 'socket' | 'server' | 'default';
+export type { Side, Source } from './channels';
 export type OnError = (socket: Socket, error: Error) => void;
 
 /** Settings with where they come from and what happens when they cannot be written later. */
@@ -107,26 +107,43 @@ function notTcpSocket(socket: Internal<Socket>): boolean {
 /** The default's settings for this connection, or undefined when there is none, it is not TCP, or the filter says no. */
 function fromDefault(socket: Internal<Socket>, side: Side): Wanted | undefined {
   const d = fallback;
-  if (!d || notTcpSocket(socket)) return undefined;
+  if (!d) return undefined;
+  if (notTcpSocket(socket)) return skip(socket, side, 'not-tcp');
   if (!d.filter) return d.wanted;
   try {
-    return d.filter(socket, { side }) ? d.wanted : undefined;
+    return d.filter(socket, { side }) ? d.wanted : skip(socket, side, 'filter');
   } catch (error) {
+    publishError(socket, side, 'default', error);
     d.wanted.onError(socket, error as Error);
-    return undefined;
+    return skip(socket, side, 'filter');
   }
 }
 
+function skip(socket: Socket, side: Side, reason: 'filter' | 'not-tcp' | 'explicit'): undefined {
+  publishSkip(socket, side, reason);
+  return undefined;
+}
+
+/** Settings of the socket's own, or its server's: they win; a default in force then says it stood aside. */
+function explicit(socket: Socket, side: Side, first: Wanted | undefined): Wanted | undefined {
+  if (first && fallback) publishSkip(socket, side, 'explicit');
+  return first;
+}
+
 /** Writes `wanted` to the connection now in place and records it; a failure goes to its onError. `fresh`: it holds the system's usertimeout. */
-function configure(socket: Internal<Socket>, c: Connection, wanted: Wanted, fresh: boolean): void {
+function configure(socket: Internal<Socket>, c: Connection, wanted: Wanted, side: Side, fresh: boolean): void {
   const s = fresh ? wanted.lean : wanted.settings;
+  const on = s.onoff && c.enabled !== false;
   try {
     // Ours off after a setKeepAlive(true): Node's is in place, as it would be without us.
-    if (s.onoff || c.enabled !== true) write(osSocketOf(socket, tcpHandleOf(socket, 'socket'), 'socket'), s, s.onoff && c.enabled !== false);
+    if (s.onoff || c.enabled !== true) write(osSocketOf(socket, tcpHandleOf(socket, 'socket'), 'socket'), s, on);
     c.current = wanted;
   } catch (error) {
+    publishError(socket, side, wanted.source, error);
     wanted.onError(socket, error as Error);
+    return;
   }
+  publishConfigure(socket, side, wanted.source, wanted.settings, on);
 }
 
 /** A client socket's `connect`, before any listener: the decision for this connection. */
@@ -141,8 +158,8 @@ export function connected(socket: Internal<Socket>): void {
   if (c.handle === handle) return; // decided already (a TLS socket over it said `connect` too)
   c.handle = handle;
   c.current = undefined;
-  const wanted = c.own ?? fromDefault(socket, 'client');
-  if (wanted) configure(socket, c, wanted, true); // a new connection: nothing has written its usertimeout
+  const wanted = explicit(socket, 'client', c.own) ?? fromDefault(socket, 'client');
+  if (wanted) configure(socket, c, wanted, 'client', true); // a new connection: nothing has written its usertimeout
 }
 
 /** setKeepAlive on a socket (after Node's own): ours stay, or go off as asked. */
@@ -157,11 +174,15 @@ export function keepAliveCalled(socket: Internal<Socket>, enable: boolean): void
   } catch {
     return; // closed: nothing of ours left, and never another socket that got its number
   }
+  const side = isAccepted(socket) ? 'server' : 'client';
   try {
     write(sock, enable ? REASSERT(wanted.settings) : OFF); // (setKeepAlive never touches the usertimeout)
   } catch (error) {
+    publishError(socket, side, wanted.source, error);
     wanted.onError(socket, error as Error);
+    return;
   }
+  publishConfigure(socket, side, wanted.source, wanted.settings, enable);
 }
 
 const OFF: Settings = Object.freeze({ onoff: false, keepalivetime: -1, keepaliveinterval: -1, keepalivecount: -1, usertimeout: -1 });
@@ -181,6 +202,7 @@ export function applyToSocket(socket: Internal<Socket>, wanted: Wanted): void {
     write(osSocketOf(socket, handle, 'socket'), systemUsertimeoutHeld(c) ? wanted.lean : wanted.settings);
     c.handle = handle;
     c.current = wanted;
+    publishConfigure(socket, isAccepted(socket) ? 'server' : 'client', wanted.source, wanted.settings, wanted.settings.onoff);
   }
   c.own = wanted;
   c.enabled = undefined;
@@ -271,17 +293,19 @@ export function accepted(server: ListeningServer, socket: Internal<Socket>): voi
   if (!outer) return;
   if (notTcpSocket(socket)) {
     if (record?.own) warnNotTcp(server, record);
+    else if (fallback) publishSkip(socket, 'server', 'not-tcp');
     return;
   }
   const c = connectionOf(socket);
   c.handle = innermost(outer);
   c.current = undefined;
-  const wanted = c.own ?? record?.own ?? fromDefault(socket, 'server');
+  const wanted = explicit(socket, 'server', c.own ?? record?.own) ?? fromDefault(socket, 'server');
   const [held, listener] = heldOnAccept(server, record, socket);
   const nodeKeepAlive = server.keepAlive === true; // Node's setKeepAlive on the handle came after the inheritance
   if (wanted) {
-    if (held === wanted.settings && !nodeKeepAlive) c.current = wanted;
-    else configure(socket, c, wanted, held === undefined);
+    if (held !== wanted.settings || nodeKeepAlive) return configure(socket, c, wanted, 'server', held === undefined);
+    c.current = wanted;
+    publishConfigure(socket, 'server', wanted.source, wanted.settings, wanted.settings.onoff);
   } else if (held !== undefined && listener?.before) {
     // Left alone, but it may hold a listener's settings of ours: back to what it would hold without us.
     try {

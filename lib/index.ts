@@ -11,6 +11,7 @@ export type { KeepaliveErrorCode } from './errors';
 export type { KeepaliveOptions, KeepaliveValues } from './options';
 export type { KeepaliveTarget } from './target';
 export { setDefaultKeepalive } from './default';
+export { CONFIGURE_CHANNEL, DEAD_CHANNEL, ERROR_CHANNEL, SKIP_CHANNEL } from './channels';
 export type { DefaultKeepaliveConfig, DefaultKeepaliveSocketInfo } from './default';
 
 // From load on, so a setKeepAlive made before the first apply or default is known when it comes.
