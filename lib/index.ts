@@ -12,6 +12,8 @@ export type { KeepaliveOptions, KeepaliveValues } from './options';
 export type { KeepaliveTarget } from './target';
 export { setDefaultKeepalive } from './default';
 export type { DefaultKeepaliveConfig, DefaultKeepaliveSocketInfo } from './default';
+export { filterFrom } from './filter';
+export type { KeepaliveFilter, KeepaliveFilterSpec } from './filter';
 
 /** The limits in force on this platform, in ms (and probes), after which a value is out of range. */
 export const limits: Readonly<Limits> = Object.freeze({ ...platform });
