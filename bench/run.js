@@ -197,6 +197,19 @@ function defaultRows(out) {
   ];
 }
 
+function registerRows(out) {
+  if (out.error) return [['7', 'tcp-keepalive/register start-up', 'ERROR', '', '', 'error']];
+  const r = out.result.results;
+  const ms = (s) => `${s.median.toFixed(1)} ms median (best ${s.best.toFixed(1)})`;
+  const vs = (s) => `+${(s.median - r.baseline.median).toFixed(1)} ms, ${times(s.median / r.baseline.median)} baseline`;
+  return [
+    ['7', `node -e 0 (${r.baseline.rounds} starts)`, ms(r.baseline), 'baseline', '', ''],
+    ['7', 'node --require tcp-keepalive/register -e 0 (TCP_KEEPALIVE unset: the default)', ms(r.require), vs(r.require), '', 'info'],
+    ['7', 'node --import tcp-keepalive/register -e 0', ms(r.import), vs(r.import), '', 'info'],
+    ['7', '  with TCP_KEEPALIVE=off', ms(r.off), vs(r.off), '', 'info'],
+  ];
+}
+
 function memoryRows(out) {
   if (out.error) return [['4', 'memory', 'ERROR', '', '', 'error']];
   const m = out.result;
@@ -275,8 +288,9 @@ async function main() {
   const memory = await step('4 memory', () => runSection('memory.js', { nodeArgs: ['--expose-gc'] }));
   const lookup = await step('5 POSIX lookup by address', () => (process.platform === 'win32' ? { notMeasured: 'POSIX only' } : runSection('lookup.js')));
   const byDefault = await step('6 setDefaultKeepalive', () => runSection('default.js'));
+  const register = await step('7 tcp-keepalive/register start-up', () => runSection('register.js'));
 
-  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault)];
+  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault), ...registerRows(register)];
   console.log('\n' + table(rows));
   console.log(`\nmachine: ${m.cpu}, ${m.cores} cores, ${m.os}, Node ${m.node}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
