@@ -129,6 +129,25 @@ describe('a bad TCP_KEEPALIVE: exit code 9 and one line naming TCP_KEEPALIVE, th
   });
 });
 
+describe('a package that cannot load its binary', () => {
+  it('stops the process with one line and exit code 1 rather than start without its safety net', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tcp-keepalive-nobinary-'));
+    try {
+      const installed = join(dir, 'node_modules', 'tcp-keepalive');
+      mkdirSync(installed, { recursive: true });
+      cpSync(join(root, 'package.json'), join(installed, 'package.json'));
+      cpSync(join(root, 'dist'), join(installed, 'dist'), { recursive: true });
+      cpSync(join(root, 'node_modules', 'node-gyp-build'), join(dir, 'node_modules', 'node-gyp-build'), { recursive: true });
+      const result = await run(process.execPath, ['--require', 'tcp-keepalive/register', '-e', 'console.log("ran")'], { cwd: dir, env: { ...process.env, NODE_OPTIONS: '', TCP_KEEPALIVE: '10s' } });
+      expect(result.status).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^tcp-keepalive\/register: cannot load tcp-keepalive, so no connection would be watched: No native build was found/)]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('filterFrom: the ports and side filter as data', () => {
   const socket = (localPort: number, remotePort: number) => ({ localPort, remotePort }) as unknown as import('node:net').Socket;
   it('ports: the remote port of a client, the local port of an accepted socket; side', () => {
@@ -147,7 +166,13 @@ describe('filterFrom: the ports and side filter as data', () => {
 
 // ---- the real app, observed from outside ----
 
-const unavailable = netnsUnavailable ?? observerUnavailable;
+interface NodeVersions {
+  unsupported: string | undefined;
+  nodeVersions(majors?: number[]): Array<{ version: string; node: string }>;
+}
+const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(root, 'scripts', 'node-versions.js')) as NodeVersions;
+
+const unavailable = netnsUnavailable ?? observerUnavailable ?? versionsUnavailable;
 mustRunInCi('the register suite (an app in a private network namespace, read by the pidfd observer)', unavailable);
 
 const SERVER_PORTS = [5432, 6379, 8080];
@@ -170,13 +195,13 @@ interface Ready {
 }
 
 /** Starts the app in a namespace of its own with this environment, reads every connection of it and of its child. */
-async function observeApp(extraEnv: NodeJS.ProcessEnv): Promise<Seen[]> {
+async function observeApp(extraEnv: NodeJS.ProcessEnv, node = process.execPath): Promise<Seen[]> {
   const netns = new Netns();
   let child: ChildProcess | undefined;
   try {
     const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
     for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
-    child = spawn('ip', ['netns', 'exec', netns.name, process.execPath, APP], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    child = spawn('ip', ['netns', 'exec', netns.name, node, APP], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const ready = await new Promise<Ready>((resolve, reject) => {
@@ -257,6 +282,11 @@ describe.skipIf(unavailable)('an app started with only NODE_OPTIONS and TCP_KEEP
 
   it('side=server: accepted connections only', async () => {
     expectAll(await observeApp({ NODE_OPTIONS: '--require tcp-keepalive/register', TCP_KEEPALIVE: '10s,side=server' }), (s) => (s.side === 'server' ? TEN_S : 'untouched'));
+  });
+
+  it.each(['22', '24', '26'])('Node %s: NODE_OPTIONS=--require tcp-keepalive/register, TCP_KEEPALIVE=10s: every connection', async (major) => {
+    const [{ node }] = nodeVersions([Number(major)]);
+    expectAll(await observeApp({ NODE_OPTIONS: '--require tcp-keepalive/register', TCP_KEEPALIVE: '10s' }, node), () => TEN_S);
   });
 
   it('side=client,ports=6379,8080: clients of those ports only', async () => {
