@@ -10,10 +10,10 @@ import type { Limits } from './options';
  *   keepaliveinterval = clamp(⌊(D − half) / 5⌋, 1, 30)   about five probes in the other half
  *   keepalivecount    = as many probes as fit in D − half (at most the platform's limit; Windows before 1703: 10)
  *   keepalivetime     = min(D − interval × count, 120)    the rest of D, but probing after 2 min idle at most
- *   usertimeout       = keepalivetime + interval × count  (≤ D): data in flight gets the same bound as idle
+ *   usertimeout       = keepalivetime + interval × count  (≤ D; Linux: 0.5 s less, IN_FLIGHT_EARLY_MS)
  * Idle: the last of `count` probes goes unanswered at keepalivetime + interval × count. Linux: once
  * TCP_USER_TIMEOUT is set it also ends an idle connection, at the first probe tick at least usertimeout after
- * the last ack; usertimeout is that very tick, so both rules agree. In flight: usertimeout after the write.
+ * the last ack; that is still the last probe's tick, so both rules agree. In flight: usertimeout after the write.
  */
 
 const SECOND = 1000;
@@ -30,7 +30,14 @@ const TARGET_PROBES = 5;
 const FIXED_COUNT: Readonly<Record<string, number>> = { win32: 10 };
 
 /** What the mapping needs to know of a platform. */
-export type DeadAfterLimits = Pick<Limits, 'keepalivetime' | 'keepaliveinterval' | 'keepalivecount' | 'usertimeout'>;
+export type DeadAfterLimits = Pick<Limits, 'usertimeoutUnit' | 'keepalivetime' | 'keepaliveinterval' | 'keepalivecount' | 'usertimeout'>;
+
+/**
+ * Where usertimeout is taken in ms (Linux), it is set this much below the idle bound: Linux reports data in
+ * flight 0.4-0.7 s after usertimeout (measured here: it counts from the last retransmission before its first
+ * retransmission timeout), and 0.5 s earlier still leaves the idle rule on the last probe's tick.
+ */
+export const IN_FLIGHT_EARLY_MS = 500;
 
 export interface DeadAfterSettings {
   keepalivetime: number;
@@ -78,7 +85,7 @@ export function mapDeadAfter(deadAfter: unknown, limits: DeadAfterLimits, platfo
     keepalivetime: idle * SECOND,
     keepaliveinterval: interval * SECOND,
     keepalivecount: count,
-    usertimeout: (idle + interval * count) * SECOND,
+    usertimeout: (idle + interval * count) * SECOND - (limits.usertimeoutUnit < SECOND ? IN_FLIGHT_EARLY_MS : 0),
   };
 }
 

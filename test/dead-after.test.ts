@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ExpectStatic, OnTestFinishedHandler } from 'vitest';
 import { applyKeepalive, getKeepalive, limits, setDefaultKeepalive } from '../dist/index.js';
 import type { KeepaliveOptions } from '../dist/index.js';
-import { DeadAfterLimits, mapDeadAfter, MAX_IDLE_S, MAX_INTERVAL_S, minimumDeadAfter } from '../dist/dead-after.js';
+import { DeadAfterLimits, IN_FLIGHT_EARLY_MS, mapDeadAfter, MAX_IDLE_S, MAX_INTERVAL_S, minimumDeadAfter } from '../dist/dead-after.js';
 import { kernelOptions, mustRunInCi, observerUnavailable } from './support/kernel';
 import { closeAll, connectedPair } from './support/net';
 import { Agent, Netns, netnsUnavailable, removeAllNetns } from './support/netns';
@@ -17,10 +17,10 @@ import { Agent, Netns, netnsUnavailable, removeAllNetns } from './support/netns'
 
 const INT32_MAX = 2 ** 31 - 1;
 const TABLES: Record<string, DeadAfterLimits> = {
-  linux: { keepalivetime: 32767 * 1000, keepaliveinterval: 32767 * 1000, keepalivecount: 127, usertimeout: INT32_MAX },
-  darwin: { keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: INT32_MAX, usertimeout: INT32_MAX },
-  win32: { keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: 255, usertimeout: INT32_MAX },
-  'win32 before 10 1703 (count fixed at 10)': { keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: undefined, usertimeout: INT32_MAX },
+  linux: { usertimeoutUnit: 1, keepalivetime: 32767 * 1000, keepaliveinterval: 32767 * 1000, keepalivecount: 127, usertimeout: INT32_MAX },
+  darwin: { usertimeoutUnit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: INT32_MAX, usertimeout: INT32_MAX },
+  win32: { usertimeoutUnit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: 255, usertimeout: INT32_MAX },
+  'win32 before 10 1703 (count fixed at 10)': { usertimeoutUnit: 1000, keepalivetime: INT32_MAX, keepaliveinterval: INT32_MAX, keepalivecount: undefined, usertimeout: INT32_MAX },
 };
 const platformOf = (name: string): string => name.split(' ')[0];
 
@@ -36,9 +36,9 @@ describe('the deadAfter mapping, a pure function of the value and the platform l
     [300_000, 120_000, 30_000, 6, 300_000],
     [3_600_000, 120_000, 30_000, 116, 3_600_000],
     [7_200_000, 120_000, 30_000, 127, 3_930_000],
-  ])('Linux, macOS, Windows 1703+: deadAfter %i → %i / %i / %i probes, usertimeout %i', (deadAfter, keepalivetime, keepaliveinterval, keepalivecount, usertimeout) => {
+  ])('Linux, macOS, Windows 1703+: deadAfter %i → %i / %i / %i probes, usertimeout %i (Linux: 500 ms less)', (deadAfter, keepalivetime, keepaliveinterval, keepalivecount, usertimeout) => {
     const expected = { keepalivetime, keepaliveinterval, keepalivecount, usertimeout };
-    expect(mapDeadAfter(deadAfter, TABLES.linux, 'linux')).toEqual(expected);
+    expect(mapDeadAfter(deadAfter, TABLES.linux, 'linux')).toEqual({ ...expected, usertimeout: usertimeout - IN_FLIGHT_EARLY_MS });
     // Linux caps the count at 127 (2 h); macOS and Windows (255) have room for the 236 probes of 2 h.
     if (deadAfter < 7_200_000) for (const name of ['darwin', 'win32']) expect(mapDeadAfter(deadAfter, TABLES[name], name), name).toEqual(expected);
     else for (const name of ['darwin', 'win32']) expect(mapDeadAfter(deadAfter, TABLES[name], name), name).toEqual({ keepalivetime: 120_000, keepaliveinterval: 30_000, keepalivecount: 236, usertimeout: 7_200_000 });
@@ -53,15 +53,16 @@ describe('the deadAfter mapping, a pure function of the value and the platform l
     expect(mapDeadAfter(deadAfter, TABLES['win32 before 10 1703 (count fixed at 10)'], 'win32')).toEqual({ keepalivetime, keepaliveinterval, keepalivecount: 10, usertimeout });
   });
 
-  it('for any deadAfter on any platform: whole seconds, idle + interval × count = usertimeout ≤ deadAfter, idle ≤ 2 min, interval 1..30 s', () => {
+  it('for any deadAfter on any platform: whole seconds, idle + interval × count = usertimeout (Linux: + 500 ms) ≤ deadAfter, idle ≤ 2 min, interval 1..30 s', () => {
     for (const [name, table] of Object.entries(TABLES)) {
       const min = minimumDeadAfter(table, platformOf(name))!;
       fc.assert(
         fc.property(fc.integer({ min, max: INT32_MAX }), (deadAfter) => {
           const s = mapDeadAfter(deadAfter, table, platformOf(name));
-          for (const ms of [s.keepalivetime, s.keepaliveinterval, s.usertimeout]) expect(ms % 1000).toBe(0);
-          expect(s.keepalivetime + s.keepaliveinterval * s.keepalivecount).toBe(s.usertimeout);
-          expect(s.usertimeout).toBeLessThanOrEqual(deadAfter);
+          const early = table.usertimeoutUnit < 1000 ? IN_FLIGHT_EARLY_MS : 0;
+          for (const ms of [s.keepalivetime, s.keepaliveinterval, s.usertimeout + early]) expect(ms % 1000).toBe(0);
+          expect(s.keepalivetime + s.keepaliveinterval * s.keepalivecount).toBe(s.usertimeout + early);
+          expect(s.usertimeout + early).toBeLessThanOrEqual(deadAfter);
           expect(s.keepalivetime).toBeGreaterThanOrEqual(1000);
           expect(s.keepalivetime).toBeLessThanOrEqual(MAX_IDLE_S * 1000);
           expect(s.keepaliveinterval).toBeGreaterThanOrEqual(1000);
@@ -69,7 +70,7 @@ describe('the deadAfter mapping, a pure function of the value and the platform l
           expect(s.keepalivecount).toBeGreaterThanOrEqual(1);
           expect(s.keepalivecount).toBeLessThanOrEqual(table.keepalivecount ?? 10);
           // Up to 10 min, the whole budget is used (a lost probe or two on a lossy link does not end the connection early).
-          if (deadAfter <= 600_000 && table.keepalivecount !== undefined) expect(s.usertimeout).toBe(Math.floor(deadAfter / 1000) * 1000);
+          if (deadAfter <= 600_000 && table.keepalivecount !== undefined) expect(s.usertimeout + early).toBe(Math.floor(deadAfter / 1000) * 1000);
         }),
         { numRuns: 300 },
       );
@@ -119,7 +120,7 @@ describe('deadAfter through applyKeepalive and setDefaultKeepalive', () => {
   it('with onoff true it is the same; with onoff false keepalive goes off and deadAfter is ignored, as the fields are', async () => {
     const { client: a, accepted: b } = await connectedPair();
     applyKeepalive(a, { onoff: true, deadAfter: 5000 });
-    expect(getKeepalive(a)).toMatchObject({ onoff: true, keepalivetime: 2000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 5000 });
+    expect(getKeepalive(a)).toMatchObject({ onoff: true, keepalivetime: 2000, keepaliveinterval: 1000, keepalivecount: 3 });
     applyKeepalive(b, { onoff: false, deadAfter: 5000 });
     expect(getKeepalive(b).onoff).toBe(false);
   });
@@ -131,10 +132,10 @@ describe('deadAfter through applyKeepalive and setDefaultKeepalive', () => {
   });
 
   describe.skipIf(observerUnavailable)('read from another process', () => {
-    it('the kernel holds 5 s / 1 s / 5 probes and TCP_USER_TIMEOUT 10000 for deadAfter 10 s', async () => {
+    it('the kernel holds 5 s / 1 s / 5 probes and TCP_USER_TIMEOUT 9500 for deadAfter 10 s', async () => {
       const { client: a } = await connectedPair();
       applyKeepalive(a, { deadAfter: 10_000 });
-      expect(kernelOptions(a)).toEqual({ so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 1, tcp_keepcnt: 5, tcp_user_timeout: 10_000 });
+      expect(kernelOptions(a)).toEqual({ so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 1, tcp_keepcnt: 5, tcp_user_timeout: 9500 });
     });
   });
 });

@@ -237,8 +237,8 @@ async function observeApp(extraEnv: NodeJS.ProcessEnv, node = process.execPath):
 }
 
 /** deadAfter 10 s on Linux, and the default's 60 s. */
-const TEN_S: KernelOptions = { so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 1, tcp_keepcnt: 5, tcp_user_timeout: 10_000 };
-const SIXTY_S: KernelOptions = { so_keepalive: 1, tcp_keepidle: 30, tcp_keepintvl: 6, tcp_keepcnt: 5, tcp_user_timeout: 60_000 };
+const TEN_S: KernelOptions = { so_keepalive: 1, tcp_keepidle: 5, tcp_keepintvl: 1, tcp_keepcnt: 5, tcp_user_timeout: 9500 };
+const SIXTY_S: KernelOptions = { so_keepalive: 1, tcp_keepidle: 30, tcp_keepintvl: 6, tcp_keepcnt: 5, tcp_user_timeout: 59_500 };
 const FIELDS: KernelOptions = { so_keepalive: 1, tcp_keepidle: 3, tcp_keepintvl: 2, tcp_keepcnt: 4, tcp_user_timeout: 11_000 };
 
 const port = (s: Seen): number => (s.side === 'client' ? s.peer : s.local);
@@ -333,7 +333,7 @@ describe.skipIf(runtimesUnavailable)('Bun (--preload) and Deno (--preload)', { t
   let project: string | undefined;
   afterAll(() => project && rmSync(project, { recursive: true, force: true }));
   const projectDir = (): string => (project ??= userProject());
-  const TEN = { onoff: true, keepalivetime: 5000, keepaliveinterval: 1000, keepalivecount: 5, usertimeout: 10_000 };
+  const TEN = { onoff: true, keepalivetime: 5000, keepaliveinterval: 1000, keepalivecount: 5, usertimeout: 9500 };
   const command = (name: 'bun' | 'deno'): string[] =>
     name === 'bun' ? ['--preload', 'tcp-keepalive/register', 'app.mjs'] : ['run', '--allow-ffi', '--allow-env', '--allow-read', '--allow-net', '--node-modules-dir=manual', '--preload', 'npm:tcp-keepalive/register', 'app.mjs'];
   const runtimeEnv = (name: 'bun' | 'deno', value: string): NodeJS.ProcessEnv => ({
