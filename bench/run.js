@@ -197,6 +197,21 @@ function defaultRows(out) {
   ];
 }
 
+function registerRows(out) {
+  if (out.error) return [['7', 'tcp-keepalive/register start-up', 'ERROR', '', '', 'error']];
+  const r = out.result.results;
+  const b = r.baseline;
+  const ms = (s) => `${s.cpuMedian.toFixed(1)} ms CPU median (wall best ${s.best.toFixed(1)} ms)`;
+  const vs = (s) => `CPU +${(s.cpuMedian - b.cpuMedian).toFixed(1)} ms (${times(s.cpuMedian / b.cpuMedian)}), wall best +${(s.best - b.best).toFixed(1)} ms`;
+  const verdict = (s) => (s.cpuMedian <= 1.05 * b.cpuMedian ? 'pass' : 'MISS');
+  return [
+    ['7', `process start-up, node -e (${b.rounds} starts each, interleaved): CPU used when -e runs`, ms(b), 'baseline', '', ''],
+    ['7', 'node --require tcp-keepalive/register (TCP_KEEPALIVE unset: the default)', ms(r.require), vs(r.require), '≤ 1.05× baseline', verdict(r.require)],
+    ['7', 'node --import tcp-keepalive/register', ms(r.import), vs(r.import), '≤ 1.05× baseline', verdict(r.import)],
+    ['7', '  with TCP_KEEPALIVE=off (the parse alone: the package is not loaded)', ms(r.off), vs(r.off), '', 'info'],
+  ];
+}
+
 function memoryRows(out) {
   if (out.error) return [['4', 'memory', 'ERROR', '', '', 'error']];
   const m = out.result;
@@ -275,8 +290,9 @@ async function main() {
   const memory = await step('4 memory', () => runSection('memory.js', { nodeArgs: ['--expose-gc'] }));
   const lookup = await step('5 POSIX lookup by address', () => (process.platform === 'win32' ? { notMeasured: 'POSIX only' } : runSection('lookup.js')));
   const byDefault = await step('6 setDefaultKeepalive', () => runSection('default.js'));
+  const register = await step('7 tcp-keepalive/register start-up', () => runSection('register.js'));
 
-  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault)];
+  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault), ...registerRows(register)];
   console.log('\n' + table(rows));
   console.log(`\nmachine: ${m.cpu}, ${m.cores} cores, ${m.os}, Node ${m.node}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
 

@@ -6,7 +6,8 @@ export type KeepaliveErrorCode =
   | 'ERR_KEEPALIVE_NOT_TCP'
   | 'ERR_KEEPALIVE_NOT_CONNECTED'
   | 'ERR_KEEPALIVE_UNSUPPORTED'
-  | 'ERR_KEEPALIVE_SOCKET_NOT_FOUND';
+  | 'ERR_KEEPALIVE_SOCKET_NOT_FOUND'
+  | 'ERR_KEEPALIVE_DEADAFTER_WITH_FIELDS';
 
 export interface CodedError extends Error {
   code: string;
@@ -44,4 +45,9 @@ export function outOfRange(name: string, range: string, actual: unknown): RangeE
 
 export function keepaliveError(code: KeepaliveErrorCode, message: string): CodedError {
   return withCode(new Error(message), code);
+}
+
+/** Two options that say the same thing (deadAfter and one of the fields it sets). */
+export function conflictingOptions(code: KeepaliveErrorCode, message: string): TypeError {
+  return withCode(new TypeError(message), code);
 }

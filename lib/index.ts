@@ -13,6 +13,8 @@ export type { KeepaliveTarget } from './target';
 export { setDefaultKeepalive } from './default';
 export { CONFIGURE_CHANNEL, DEAD_CHANNEL, ERROR_CHANNEL, SKIP_CHANNEL } from './channels';
 export type { DefaultKeepaliveConfig, DefaultKeepaliveSocketInfo } from './default';
+export { filterFrom } from './filter';
+export type { KeepaliveFilter, KeepaliveFilterSpec } from './filter';
 
 // From load on, so a setKeepAlive made before the first apply or default is known when it comes.
 installHooks();

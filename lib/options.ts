@@ -1,5 +1,6 @@
 import { UNSET } from './binding';
 import { invalidArgType, invalidArgValue, keepaliveError, outOfRange } from './errors';
+import { mapDeadAfter, refuseDeadAfterWithFields } from './dead-after';
 
 /** What `applyKeepalive` takes. Times are milliseconds, named after Windows' `struct tcp_keepalive`. */
 export interface KeepaliveOptions {
@@ -13,6 +14,11 @@ export interface KeepaliveOptions {
   keepalivecount?: number;
   /** How long sent data may stay unacknowledged before the connection is dropped, ms; 0 restores the system default. Left as it is when absent. */
   usertimeout?: number;
+  /**
+   * Report a vanished peer (`error`, `ETIMEDOUT`) within this many ms, idle or with data in flight: the four
+   * fields above are chosen for this platform (docs/deadafter-and-register.md). Not together with them.
+   */
+  deadAfter?: number;
 }
 
 /** What the kernel holds now, in ms. A field the platform cannot read is `undefined`. */
@@ -75,7 +81,7 @@ export interface Settings {
   usertimeout: number;
 }
 
-const OPTION_NAMES: ReadonlySet<string> = new Set(['onoff', 'keepalivetime', 'keepaliveinterval', 'keepalivecount', 'usertimeout']);
+const OPTION_NAMES: ReadonlySet<string> = new Set(['onoff', 'keepalivetime', 'keepaliveinterval', 'keepalivecount', 'usertimeout', 'deadAfter']);
 
 /** The range, in the option's own unit, and how the kernel takes it on this platform. */
 function describeLimit(max: number, min: number, unit: 'ms' | 'probes', kernelUnit: number): string {
@@ -104,7 +110,9 @@ export function validate(options: unknown): Settings {
   if (onoff !== undefined && onoff !== true && onoff !== false && onoff !== 0 && onoff !== 1) {
     throw invalidArgType('options.onoff', 'of type boolean (or 0 or 1)', onoff);
   }
+  if (opts.deadAfter !== undefined) refuseDeadAfterWithFields(opts as Record<string, unknown>);
   if (onoff === false || onoff === 0) return { onoff: false, keepalivetime: UNSET, keepaliveinterval: UNSET, keepalivecount: UNSET, usertimeout: UNSET };
+  if (opts.deadAfter !== undefined) return { onoff: true, ...mapDeadAfter(opts.deadAfter, platform, process.platform) };
   return {
     onoff: true,
     keepalivetime: integerIn(opts.keepalivetime, 'keepalivetime', 1, platform.keepalivetime, 'ms', platform.unit, true),

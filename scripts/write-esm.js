@@ -12,3 +12,7 @@ fs.writeFileSync(
   `import cjs from './index.js';\n\nexport const { ${names.join(', ')} } = cjs;\n`,
 );
 fs.writeFileSync(path.join(dist, 'index.d.mts'), "export * from './index.js';\n");
+
+// tcp-keepalive/register: the ES-module entry runs the CommonJS one, so both load the package once.
+fs.writeFileSync(path.join(dist, 'register.mjs'), "import './register.js';\n");
+fs.writeFileSync(path.join(dist, 'register.d.mts'), 'export {};\n');
