@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { Default, setDefault, wanted } from './connection';
 import { invalidArgType } from './errors';
+import { specOf } from './filter';
 import { KeepaliveOptions, validate } from './options';
 
 /** Which end of the connection this process is: it connected (`client`) or a server accepted it (`server`). */
@@ -12,7 +13,8 @@ export interface DefaultKeepaliveConfig {
   /**
    * Runs once per connection, once the addresses are known (`socket.remoteAddress`, `socket.remotePort`); a
    * falsy return leaves that connection alone. It runs on every TCP connection in the process, so keep it
-   * cheap. A function cannot cross into worker threads: threads started while a filter is set get no default.
+   * cheap. A function cannot cross into worker threads: threads started while a filter is set get no default,
+   * unless it was made by `filterFrom(spec)`, whose spec is carried there.
    */
   filter?: (socket: Socket, info: DefaultKeepaliveSocketInfo) => boolean;
 }
@@ -49,7 +51,7 @@ export function setDefaultKeepalive(options: KeepaliveOptions | null, config: De
   const next: Default = {
     wanted: wanted(settings, 'default', (_socket, error) => warnOnce(state, error)),
     filter,
-    carry: filter ? undefined : { ...options },
+    carry: filter ? (specOf(filter) ? { options: { ...options }, spec: specOf(filter) } : undefined) : { options: { ...options } },
   };
   setDefault(next);
 }

@@ -16,6 +16,13 @@ export type KeepaliveFilter = (socket: Socket, info: { side: 'client' | 'server'
 
 const isPort = (port: unknown): port is number => Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535;
 
+/** The spec each filter made here came from: such a filter can be carried into worker threads. */
+const specs = new WeakMap<KeepaliveFilter, KeepaliveFilterSpec>();
+
+export function specOf(filter: unknown): KeepaliveFilterSpec | undefined {
+  return typeof filter === 'function' ? specs.get(filter as KeepaliveFilter) : undefined;
+}
+
 /** The filter function for `setDefaultKeepalive(options, { filter })` that a spec describes. */
 export function filterFrom(spec: KeepaliveFilterSpec): KeepaliveFilter {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw invalidArgType('spec', 'of type object', spec);
@@ -23,8 +30,10 @@ export function filterFrom(spec: KeepaliveFilterSpec): KeepaliveFilter {
   if (side !== undefined && side !== 'client' && side !== 'server') throw invalidArgValue('spec.side', `must be 'client' or 'server'. Received ${String(side)}`);
   if (ports !== undefined && (!Array.isArray(ports) || !ports.every(isPort))) throw invalidArgValue('spec.ports', 'must be an array of integers from 1 to 65535');
   const wanted = ports === undefined ? undefined : new Set(ports);
-  return (socket, info) => {
+  const filter: KeepaliveFilter = (socket, info) => {
     if (side !== undefined && info.side !== side) return false;
     return wanted === undefined || wanted.has((info.side === 'client' ? socket.remotePort : socket.localPort) as number);
   };
+  specs.set(filter, { ports: ports && [...ports], side });
+  return filter;
 }
