@@ -263,7 +263,7 @@ function heldOnAccept(server: ListeningServer, record: ServerRecord | undefined,
   const handle = server._handle;
   if (!handle || (socket as { server?: unknown }).server !== server) return [undefined, undefined];
   const l = listenerOf(server, handle);
-  if (!l.owned) return [undefined, undefined];
+  if (!l.owned) return l.before ? [UNKNOWN, l] : [undefined, undefined]; // (written once, then no more: anything may be inherited)
   let held: Settings | undefined | typeof UNKNOWN = l.holds;
   if (l.stale > 0) {
     l.stale--;
