@@ -159,7 +159,7 @@ bool values_args(const Napi::CallbackInfo& info, size_t first, const char* fn, k
          integer_arg(info[first + 4], fn, "usertimeout", KA_UNSET, 0, kMaxInt32, &v->usertimeout);
 }
 
-// The one argument of read(sock) and queued(sock).
+// The one argument of read(sock), queued(sock) and tcpInfo(sock).
 bool sock_only_arg(const Napi::CallbackInfo& info, const char* fn, int64_t* sock) {
   return exact_args(info, fn, 1) && integer_arg(info[0], fn, "sock", 0, 0, kMaxInt32, sock);
 }
@@ -219,6 +219,27 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   return values_array(info.Env(), values);
 }
 
+// tcpInfo(sock): [state, the KA_TCP_INFO_FIELDS numbers (-1: not reported), raw: { field: number }].
+Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
+  int64_t sock;
+  if (!sock_only_arg(info, "tcpInfo", &sock)) return {};
+  ka_tcp_info tcp;
+  ka_status status = {0, 0, "", 0};
+  if (ka_read_tcp_info((ka_socket) sock, &tcp, &status) != 0) return fail_status(info.Env(), status);
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, KA_TCP_INFO_FIELDS + 2);
+  Napi::Object raw = Napi::Object::New(env);
+  if (out.IsEmpty() || raw.IsEmpty() || !out.Set(0u, (double) tcp.state)) return {};
+  for (uint32_t i = 0; i < KA_TCP_INFO_FIELDS; i++) {
+    if (!out.Set(i + 1, tcp.fields[i])) return {};
+  }
+  for (int i = 0; i < tcp.raw_count; i++) {
+    if (!raw.Set(tcp.raw[i].name, tcp.raw[i].value)) return {};
+  }
+  if (!out.Set(KA_TCP_INFO_FIELDS + 1, raw)) return {};
+  return out;
+}
+
 Napi::Value Resolve(const Napi::CallbackInfo& info) {
   int64_t fd;
   std::string local, remote;
@@ -261,6 +282,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       method("read", Napi::Function::New<Read>(env, "read")),
       method("resolve", Napi::Function::New<Resolve>(env, "resolve")),
       method("stats", Napi::Function::New<Stats>(env, "stats")),
+      method("tcpInfo", Napi::Function::New<TcpInfo>(env, "tcpInfo")),
   });
   return exports;
 }
