@@ -520,10 +520,12 @@ static void clear_tcp_info(ka_tcp_info* out) {
   out->raw_count = 0;
 }
 
+#if defined(__APPLE__) || defined(__FreeBSD__)
 // FreeBSD's and macOS' TCPS_* numbering: CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT,
 // FIN_WAIT_1, CLOSING, LAST_ACK, FIN_WAIT_2, TIME_WAIT.
 static const int ka_bsd_states[] = {KA_TCP_CLOSED, KA_TCP_LISTEN, KA_TCP_SYN_SENT, KA_TCP_SYN_RECEIVED, KA_TCP_ESTABLISHED, KA_TCP_CLOSE_WAIT,
                                     KA_TCP_FIN_WAIT_1, KA_TCP_CLOSING, KA_TCP_LAST_ACK, KA_TCP_FIN_WAIT_2, KA_TCP_TIME_WAIT};
+#endif
 
 #if defined(__linux__)
 // The kernel's struct tcp_info (include/uapi/linux/tcp.h, up to Linux 6.7), not glibc's or musl's older copy:
