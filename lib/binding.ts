@@ -2,6 +2,9 @@ import * as path from 'node:path';
 
 export type NativeValues = [onoff: number, keepalivetime: number, keepaliveinterval: number, keepalivecount: number, usertimeout: number];
 
+/** state (keepalive.h's KA_TCP_*, -1 unknown), then rtt ... bytesAcked (-1: not reported), then the platform's struct by field. */
+export type NativeTcpInfo = [state: number, ...fields: number[], raw: Record<string, number>];
+
 export interface NativeBinding {
   resolve(fd: number, localAddress: string | undefined, localPort: number | undefined, remoteAddress: string | undefined, remotePort: number | undefined): number;
   apply(sock: number, onoff: number, keepalivetime: number, keepaliveinterval: number, keepalivecount: number, usertimeout: number): void;
@@ -10,6 +13,8 @@ export interface NativeBinding {
   queued(sock: number): number;
   /** apply() on a new TCP socket of its own, closed again: throws what this system cannot take. */
   probe(onoff: number, keepalivetime: number, keepaliveinterval: number, keepalivecount: number, usertimeout: number): NativeValues;
+  /** The kernel's view of the connection: TCP_INFO, TCP_CONNECTION_INFO or SIO_TCP_INFO. */
+  tcpInfo(sock: number): NativeTcpInfo;
   /** Counters of the lookup work done on this event loop (for tests and benchmarks): walks, handles visited, socket calls. */
   stats(): [walks: number, handlesVisited: number, socketCalls: number];
 }

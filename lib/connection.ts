@@ -24,7 +24,7 @@ import type { Server, Socket } from 'node:net';
 import type { NativeValues } from './binding';
 import { publishConfigure, publishError, publishSkip, Side, Source } from './channels';
 import { platform, runtime, Settings } from './options';
-import { osSocketOf, probe, queuedOn, read, resolveOmitted, systemUsertimeout, tcpHandleOf, write } from './os-socket';
+import { isClusterWorker, osSocketOf, probe, queuedOn, read, resolveOmitted, systemUsertimeout, tcpHandleOf, write } from './os-socket';
 import { Handle, handleOf, innermost, Internal, isAccepted, isPipe, notTcp, onPathWithoutHandle, socketClosed } from './target';
 
 export type { Side, Source } from './channels';
@@ -206,13 +206,6 @@ export function applyToSocket(socket: Internal<Socket>, wanted: Wanted): void {
   }
   c.own = wanted;
   c.enabled = undefined;
-}
-
-let clusterWorker: boolean | undefined;
-
-export function isClusterWorker(): boolean {
-  clusterWorker ??= (require('node:cluster') as { isWorker?: boolean }).isWorker === true;
-  return clusterWorker;
 }
 
 type ListeningServer = Internal<Server> & { _connectionKey?: string; keepAlive?: boolean; keepAliveInitialDelay?: number };

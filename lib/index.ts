@@ -1,17 +1,18 @@
 import type { Server, Socket } from 'node:net';
 import { UNSET } from './binding';
-import { applyToServer, applyToSocket, isClusterWorker, wanted } from './connection';
-import { keepaliveError } from './errors';
+import { applyToServer, applyToSocket, wanted } from './connection';
 import { hookServer, installHooks } from './hooks';
 import { KeepaliveOptions, KeepaliveValues, Limits, platform, validate } from './options';
-import { osSocketOf, read, tcpHandleOf } from './os-socket';
-import { handleOf, isServer, KeepaliveTarget, notATarget, notTcp, onPathWithoutHandle, realSocket, socketClosed } from './target';
+import { osSocketForRead, read } from './os-socket';
+import { isServer, KeepaliveTarget, notATarget, realSocket } from './target';
 
 export type { KeepaliveErrorCode } from './errors';
 export type { KeepaliveOptions, KeepaliveValues } from './options';
 export type { KeepaliveTarget } from './target';
 export { setDefaultKeepalive } from './default';
 export { CONFIGURE_CHANNEL, DEAD_CHANNEL, ERROR_CHANNEL, SKIP_CHANNEL } from './channels';
+export { getTcpInfo } from './tcp-info';
+export type { TcpInfo, TcpState } from './tcp-info';
 export type { DefaultKeepaliveConfig, DefaultKeepaliveSocketInfo } from './default';
 export { filterFrom } from './filter';
 export type { KeepaliveFilter, KeepaliveFilterSpec } from './filter';
@@ -45,28 +46,9 @@ export function applyKeepalive<T extends KeepaliveTarget>(target: T, options: Ke
   return target;
 }
 
-/** The OS socket of a connected socket or a listening server, to read from. */
-function osSocketToRead(target: KeepaliveTarget): number {
-  const socket = realSocket(target);
-  if (socket) {
-    if (socket.destroyed) throw socketClosed();
-    if (!socket._handle && onPathWithoutHandle(socket)) throw notTcp('socket');
-    if (socket.connecting || !handleOf(socket)) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The socket is not connected yet');
-    return osSocketOf(socket, tcpHandleOf(socket, 'socket'), 'socket');
-  }
-  if (!isServer(target)) throw notATarget(target);
-  if (!target.listening) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The server is not listening');
-  if (typeof target.address() === 'string') throw notTcp('server');
-  const handle = (target as { _handle?: { fd?: unknown; constructor?: unknown } | null })._handle;
-  if (handle && handle.constructor === Object && typeof handle.fd !== 'number' && isClusterWorker()) {
-    throw keepaliveError('ERR_KEEPALIVE_UNSUPPORTED', 'A round-robin cluster worker holds no listening socket to read (the primary accepts its connections): read an accepted socket instead');
-  }
-  return osSocketOf(target, tcpHandleOf(target, 'server'), 'server');
-}
-
 /** Reads the keepalive settings the kernel holds for a connected socket or a listening server, in ms. */
 export function getKeepalive(target: KeepaliveTarget): KeepaliveValues {
-  const [onoff, keepalivetime, keepaliveinterval, keepalivecount, usertimeout] = read(osSocketToRead(target));
+  const [onoff, keepalivetime, keepaliveinterval, keepalivecount, usertimeout] = read(osSocketForRead(target));
   const known = (value: number): number | undefined => (value === UNSET ? undefined : value);
   return {
     onoff: onoff !== 0,

@@ -1,7 +1,8 @@
 import type { Server, Socket } from 'node:net';
 import { APPLIED_BITS, binding, NativeError, NativeValues, UNSET } from './binding';
 import { runtime, Settings } from './options';
-import { Handle, handleOf, innermost, Internal, isPipe, isServer, notTcp, socketClosed } from './target';
+import { keepaliveError } from './errors';
+import { Handle, handleOf, innermost, Internal, isPipe, isServer, KeepaliveTarget, notATarget, notTcp, onPathWithoutHandle, realSocket, socketClosed } from './target';
 
 /** Descriptors of Node's own TCP handles, used only while the handle still reports the same number. */
 const descriptors = new WeakMap<Handle, number>();
@@ -52,6 +53,35 @@ export function osSocketOf(target: Socket | Server, handle: Handle, what: string
   if (runtime.descriptors && handle.constructor?.name === 'TCP') throw socketClosed();
   const [localAddress, localPort, remoteAddress, remotePort] = endpointOf(target, handle, what);
   return native(() => binding.resolve(-1, localAddress, localPort, remoteAddress, remotePort));
+}
+
+let clusterWorker: boolean | undefined;
+
+export function isClusterWorker(): boolean {
+  clusterWorker ??= (require('node:cluster') as { isWorker?: boolean }).isWorker === true;
+  return clusterWorker;
+}
+
+/**
+ * The OS socket to read for a connected socket (its TCP socket, under TLS) or a listening server, after the
+ * checks every reader shares (getKeepalive, getTcpInfo): closed, not connected, not TCP, not a target.
+ */
+export function osSocketForRead(target: KeepaliveTarget): number {
+  const socket = realSocket(target);
+  if (socket) {
+    if (socket.destroyed) throw socketClosed();
+    if (!socket._handle && onPathWithoutHandle(socket)) throw notTcp('socket');
+    if (socket.connecting || !handleOf(socket)) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The socket is not connected yet');
+    return osSocketOf(socket, tcpHandleOf(socket, 'socket'), 'socket');
+  }
+  if (!isServer(target)) throw notATarget(target);
+  if (!target.listening) throw keepaliveError('ERR_KEEPALIVE_NOT_CONNECTED', 'The server is not listening');
+  if (typeof target.address() === 'string') throw notTcp('server');
+  const handle = (target as { _handle?: { fd?: unknown; constructor?: unknown } | null })._handle;
+  if (handle && handle.constructor === Object && typeof handle.fd !== 'number' && isClusterWorker()) {
+    throw keepaliveError('ERR_KEEPALIVE_UNSUPPORTED', 'A round-robin cluster worker holds no listening socket to read (the primary accepts its connections): read an accepted socket instead');
+  }
+  return osSocketOf(target, tcpHandleOf(target, 'server'), 'server');
 }
 
 function annotated(error: unknown): unknown {

@@ -49,6 +49,33 @@ typedef struct {
   uint64_t socket_calls;
 } ka_stats;
 
+/* TCP states, normalised (Windows' TCPSTATE order); lib/tcp-info.ts names them. */
+enum {
+  KA_TCP_CLOSED, KA_TCP_LISTEN, KA_TCP_SYN_SENT, KA_TCP_SYN_RECEIVED, KA_TCP_ESTABLISHED, KA_TCP_FIN_WAIT_1,
+  KA_TCP_FIN_WAIT_2, KA_TCP_CLOSE_WAIT, KA_TCP_CLOSING, KA_TCP_LAST_ACK, KA_TCP_TIME_WAIT, KA_TCP_UNKNOWN = -1
+};
+
+/* ka_tcp_info.fields, in this order; -1 where the platform does not report the field. */
+enum {
+  KA_TI_RTT, KA_TI_RTT_VARIANCE, KA_TI_RETRANSMITS, KA_TI_TOTAL_RETRANSMITS, KA_TI_PROBES, KA_TI_UNACKED,
+  KA_TI_LAST_DATA_RECEIVED, KA_TI_LAST_DATA_SENT, KA_TI_LAST_ACK_RECEIVED, KA_TI_BYTES_SENT,
+  KA_TI_BYTES_RETRANSMITTED, KA_TI_BYTES_ACKED, KA_TCP_INFO_FIELDS
+};
+
+#define KA_TCP_RAW_MAX 96
+
+typedef struct {
+  const char* name;
+  double value;
+} ka_field;
+
+typedef struct {
+  int state;
+  double fields[KA_TCP_INFO_FIELDS]; /* ms (times), segments (counts), bytes */
+  ka_field raw[KA_TCP_RAW_MAX];      /* the platform's struct, field by field, as far as the kernel filled it */
+  int raw_count;
+} ka_tcp_info;
+
 typedef struct ka_context ka_context;
 
 ka_context* ka_context_new(uv_loop_t* loop);
@@ -67,5 +94,7 @@ int ka_probe(const ka_values* values, ka_values* out, ka_status* status);
 // listener); -1 where the system does not say.
 int ka_queued(ka_socket sock, int64_t* out, ka_status* status);
 int ka_read(ka_socket sock, ka_values* out, ka_status* status);
+/* The kernel's view of the connection: Linux/FreeBSD TCP_INFO, macOS TCP_CONNECTION_INFO, Windows SIO_TCP_INFO. */
+int ka_read_tcp_info(ka_socket sock, ka_tcp_info* out, ka_status* status);
 
 #endif

@@ -8,6 +8,7 @@
 #include <new>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -508,3 +509,152 @@ int ka_read(ka_socket sock, ka_values* out, ka_status* status) {
 
   return 0;
 }
+
+static void add_raw(ka_tcp_info* out, const char* name, double value) {
+  if (out->raw_count < KA_TCP_RAW_MAX) out->raw[out->raw_count++] = {name, value};
+}
+
+static void clear_tcp_info(ka_tcp_info* out) {
+  out->state = KA_TCP_UNKNOWN;
+  for (double& field : out->fields) field = -1;
+  out->raw_count = 0;
+}
+
+#if defined(__APPLE__) || defined(__FreeBSD__)
+// FreeBSD's and macOS' TCPS_* numbering: CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT,
+// FIN_WAIT_1, CLOSING, LAST_ACK, FIN_WAIT_2, TIME_WAIT.
+static const int ka_bsd_states[] = {KA_TCP_CLOSED, KA_TCP_LISTEN, KA_TCP_SYN_SENT, KA_TCP_SYN_RECEIVED, KA_TCP_ESTABLISHED, KA_TCP_CLOSE_WAIT,
+                                    KA_TCP_FIN_WAIT_1, KA_TCP_CLOSING, KA_TCP_LAST_ACK, KA_TCP_FIN_WAIT_2, KA_TCP_TIME_WAIT};
+#endif
+
+#if defined(__linux__)
+// The kernel's struct tcp_info (include/uapi/linux/tcp.h, up to Linux 6.7), not glibc's or musl's older copy:
+// the kernel fills as much as both it and the caller know and says how much, so a field beyond that length
+// was not reported by this kernel and stays undefined.
+struct ka_linux_tcp_info {
+  uint8_t tcpi_state, tcpi_ca_state, tcpi_retransmits, tcpi_probes, tcpi_backoff, tcpi_options, tcpi_wscale, tcpi_flags;
+  uint32_t tcpi_rto, tcpi_ato, tcpi_snd_mss, tcpi_rcv_mss;
+  uint32_t tcpi_unacked, tcpi_sacked, tcpi_lost, tcpi_retrans, tcpi_fackets;
+  uint32_t tcpi_last_data_sent, tcpi_last_ack_sent, tcpi_last_data_recv, tcpi_last_ack_recv;
+  uint32_t tcpi_pmtu, tcpi_rcv_ssthresh, tcpi_rtt, tcpi_rttvar, tcpi_snd_ssthresh, tcpi_snd_cwnd, tcpi_advmss, tcpi_reordering;
+  uint32_t tcpi_rcv_rtt, tcpi_rcv_space, tcpi_total_retrans;
+  uint64_t tcpi_pacing_rate, tcpi_max_pacing_rate, tcpi_bytes_acked, tcpi_bytes_received;
+  uint32_t tcpi_segs_out, tcpi_segs_in, tcpi_notsent_bytes, tcpi_min_rtt, tcpi_data_segs_in, tcpi_data_segs_out;
+  uint64_t tcpi_delivery_rate, tcpi_busy_time, tcpi_rwnd_limited, tcpi_sndbuf_limited;
+  uint32_t tcpi_delivered, tcpi_delivered_ce;
+  uint64_t tcpi_bytes_sent, tcpi_bytes_retrans;
+  uint32_t tcpi_dsack_dups, tcpi_reord_seen, tcpi_rcv_ooopack, tcpi_snd_wnd, tcpi_rcv_wnd, tcpi_rehash;
+  uint16_t tcpi_total_rto, tcpi_total_rto_recoveries;
+  uint32_t tcpi_total_rto_time;
+};
+
+// Linux numbers its states from TCP_ESTABLISHED = 1 to TCP_CLOSING = 11, then TCP_NEW_SYN_RECV.
+static const int ka_linux_states[] = {KA_TCP_UNKNOWN, KA_TCP_ESTABLISHED, KA_TCP_SYN_SENT, KA_TCP_SYN_RECEIVED, KA_TCP_FIN_WAIT_1,
+                                      KA_TCP_FIN_WAIT_2, KA_TCP_TIME_WAIT, KA_TCP_CLOSED, KA_TCP_CLOSE_WAIT, KA_TCP_LAST_ACK,
+                                      KA_TCP_LISTEN, KA_TCP_CLOSING, KA_TCP_SYN_RECEIVED};
+
+int ka_read_tcp_info(ka_socket sock, ka_tcp_info* out, ka_status* status) {
+  ka_linux_tcp_info t;
+  socklen_t len = sizeof(t);
+  memset(&t, 0, sizeof(t));
+  clear_tcp_info(out);
+  if (getsockopt((int) sock, IPPROTO_TCP, TCP_INFO, &t, &len) != 0) {
+    if (not_supported(errno)) return unsupported(status, "getsockopt(TCP_INFO)");
+    return fail(status, "getsockopt(TCP_INFO)", errno);
+  }
+#define KA_HAS(field) (offsetof(ka_linux_tcp_info, field) + sizeof(t.field) <= len)
+#define KA_RAW(field) \
+  if (KA_HAS(field)) add_raw(out, #field, (double) t.field);
+  if (len < offsetof(ka_linux_tcp_info, tcpi_rto)) return unsupported(status, "getsockopt(TCP_INFO)");
+  out->state = t.tcpi_state < sizeof(ka_linux_states) / sizeof(ka_linux_states[0]) ? ka_linux_states[t.tcpi_state] : KA_TCP_UNKNOWN;
+  KA_RAW(tcpi_state) KA_RAW(tcpi_ca_state) KA_RAW(tcpi_retransmits) KA_RAW(tcpi_probes) KA_RAW(tcpi_backoff) KA_RAW(tcpi_options)
+  add_raw(out, "tcpi_snd_wscale", t.tcpi_wscale & 15);
+  add_raw(out, "tcpi_rcv_wscale", t.tcpi_wscale >> 4);
+  KA_RAW(tcpi_rto) KA_RAW(tcpi_ato) KA_RAW(tcpi_snd_mss) KA_RAW(tcpi_rcv_mss)
+  KA_RAW(tcpi_unacked) KA_RAW(tcpi_sacked) KA_RAW(tcpi_lost) KA_RAW(tcpi_retrans) KA_RAW(tcpi_fackets)
+  KA_RAW(tcpi_last_data_sent) KA_RAW(tcpi_last_ack_sent) KA_RAW(tcpi_last_data_recv) KA_RAW(tcpi_last_ack_recv)
+  KA_RAW(tcpi_pmtu) KA_RAW(tcpi_rcv_ssthresh) KA_RAW(tcpi_rtt) KA_RAW(tcpi_rttvar) KA_RAW(tcpi_snd_ssthresh) KA_RAW(tcpi_snd_cwnd)
+  KA_RAW(tcpi_advmss) KA_RAW(tcpi_reordering) KA_RAW(tcpi_rcv_rtt) KA_RAW(tcpi_rcv_space) KA_RAW(tcpi_total_retrans)
+  KA_RAW(tcpi_pacing_rate) KA_RAW(tcpi_max_pacing_rate) KA_RAW(tcpi_bytes_acked) KA_RAW(tcpi_bytes_received)
+  KA_RAW(tcpi_segs_out) KA_RAW(tcpi_segs_in) KA_RAW(tcpi_notsent_bytes) KA_RAW(tcpi_min_rtt) KA_RAW(tcpi_data_segs_in)
+  KA_RAW(tcpi_data_segs_out) KA_RAW(tcpi_delivery_rate) KA_RAW(tcpi_busy_time) KA_RAW(tcpi_rwnd_limited) KA_RAW(tcpi_sndbuf_limited)
+  KA_RAW(tcpi_delivered) KA_RAW(tcpi_delivered_ce) KA_RAW(tcpi_bytes_sent) KA_RAW(tcpi_bytes_retrans) KA_RAW(tcpi_dsack_dups)
+  KA_RAW(tcpi_reord_seen) KA_RAW(tcpi_rcv_ooopack) KA_RAW(tcpi_snd_wnd) KA_RAW(tcpi_rcv_wnd) KA_RAW(tcpi_rehash)
+  KA_RAW(tcpi_total_rto) KA_RAW(tcpi_total_rto_recoveries) KA_RAW(tcpi_total_rto_time)
+  double* f = out->fields;
+  if (KA_HAS(tcpi_rttvar)) {
+    f[KA_TI_RTT] = t.tcpi_rtt / 1000.0;
+    f[KA_TI_RTT_VARIANCE] = t.tcpi_rttvar / 1000.0;
+  }
+  f[KA_TI_RETRANSMITS] = t.tcpi_retransmits;
+  f[KA_TI_PROBES] = t.tcpi_probes;
+  f[KA_TI_UNACKED] = t.tcpi_unacked;
+  if (KA_HAS(tcpi_last_ack_recv)) {
+    f[KA_TI_LAST_DATA_SENT] = t.tcpi_last_data_sent;
+    f[KA_TI_LAST_DATA_RECEIVED] = t.tcpi_last_data_recv;
+    f[KA_TI_LAST_ACK_RECEIVED] = t.tcpi_last_ack_recv;
+  }
+  if (KA_HAS(tcpi_total_retrans)) f[KA_TI_TOTAL_RETRANSMITS] = t.tcpi_total_retrans;
+  if (KA_HAS(tcpi_bytes_acked)) f[KA_TI_BYTES_ACKED] = (double) t.tcpi_bytes_acked;
+  if (KA_HAS(tcpi_bytes_retrans)) {
+    f[KA_TI_BYTES_SENT] = (double) t.tcpi_bytes_sent;
+    f[KA_TI_BYTES_RETRANSMITTED] = (double) t.tcpi_bytes_retrans;
+  }
+#undef KA_RAW
+#undef KA_HAS
+  return 0;
+}
+#elif defined(__APPLE__)
+int ka_read_tcp_info(ka_socket sock, ka_tcp_info* out, ka_status* status) {
+  struct tcp_connection_info t;
+  socklen_t len = sizeof(t);
+  memset(&t, 0, sizeof(t));
+  clear_tcp_info(out);
+  if (getsockopt((int) sock, IPPROTO_TCP, TCP_CONNECTION_INFO, &t, &len) != 0) {
+    if (not_supported(errno)) return unsupported(status, "getsockopt(TCP_CONNECTION_INFO)");
+    return fail(status, "getsockopt(TCP_CONNECTION_INFO)", errno);
+  }
+#define KA_RAW(field) add_raw(out, #field, (double) t.field);
+  KA_RAW(tcpi_state) KA_RAW(tcpi_snd_wscale) KA_RAW(tcpi_rcv_wscale) KA_RAW(tcpi_options) KA_RAW(tcpi_flags) KA_RAW(tcpi_rto)
+  KA_RAW(tcpi_maxseg) KA_RAW(tcpi_snd_ssthresh) KA_RAW(tcpi_snd_cwnd) KA_RAW(tcpi_snd_wnd) KA_RAW(tcpi_snd_sbbytes) KA_RAW(tcpi_rcv_wnd)
+  KA_RAW(tcpi_rttcur) KA_RAW(tcpi_srtt) KA_RAW(tcpi_rttvar) KA_RAW(tcpi_txpackets) KA_RAW(tcpi_txbytes) KA_RAW(tcpi_txretransmitbytes)
+  KA_RAW(tcpi_rxpackets) KA_RAW(tcpi_rxbytes) KA_RAW(tcpi_rxoutoforderbytes) KA_RAW(tcpi_txretransmitpackets)
+#undef KA_RAW
+  out->state = t.tcpi_state < 11 ? ka_bsd_states[t.tcpi_state] : KA_TCP_UNKNOWN;
+  out->fields[KA_TI_RTT] = t.tcpi_srtt;
+  out->fields[KA_TI_RTT_VARIANCE] = t.tcpi_rttvar;
+  out->fields[KA_TI_TOTAL_RETRANSMITS] = (double) t.tcpi_txretransmitpackets;
+  out->fields[KA_TI_BYTES_SENT] = (double) t.tcpi_txbytes;
+  out->fields[KA_TI_BYTES_RETRANSMITTED] = (double) t.tcpi_txretransmitbytes;
+  return 0;
+}
+#elif defined(__FreeBSD__)
+int ka_read_tcp_info(ka_socket sock, ka_tcp_info* out, ka_status* status) {
+  struct tcp_info t;
+  socklen_t len = sizeof(t);
+  memset(&t, 0, sizeof(t));
+  clear_tcp_info(out);
+  if (getsockopt((int) sock, IPPROTO_TCP, TCP_INFO, &t, &len) != 0) {
+    if (not_supported(errno)) return unsupported(status, "getsockopt(TCP_INFO)");
+    return fail(status, "getsockopt(TCP_INFO)", errno);
+  }
+  // Only the fields FreeBSD fills (those named tcpi___* stay 0); its times are in microseconds.
+#define KA_RAW(field) add_raw(out, #field, (double) t.field);
+  KA_RAW(tcpi_state) KA_RAW(tcpi_options) KA_RAW(tcpi_snd_wscale) KA_RAW(tcpi_rcv_wscale) KA_RAW(tcpi_rto) KA_RAW(tcpi_last_data_recv)
+  KA_RAW(tcpi_rtt) KA_RAW(tcpi_rttvar) KA_RAW(tcpi_snd_ssthresh) KA_RAW(tcpi_snd_cwnd) KA_RAW(tcpi_rcv_space) KA_RAW(tcpi_rcv_nxt)
+  KA_RAW(tcpi_snd_wnd) KA_RAW(tcpi_snd_nxt) KA_RAW(tcpi_snd_mss) KA_RAW(tcpi_rcv_mss) KA_RAW(tcpi_snd_rexmitpack)
+  KA_RAW(tcpi_rcv_ooopack) KA_RAW(tcpi_snd_zerowin)
+#undef KA_RAW
+  out->state = t.tcpi_state < 11 ? ka_bsd_states[t.tcpi_state] : KA_TCP_UNKNOWN;
+  out->fields[KA_TI_RTT] = t.tcpi_rtt / 1000.0;
+  out->fields[KA_TI_RTT_VARIANCE] = t.tcpi_rttvar / 1000.0;
+  out->fields[KA_TI_TOTAL_RETRANSMITS] = t.tcpi_snd_rexmitpack;
+  out->fields[KA_TI_LAST_DATA_RECEIVED] = t.tcpi_last_data_recv / 1000.0;
+  return 0;
+}
+#else
+int ka_read_tcp_info(ka_socket, ka_tcp_info* out, ka_status* status) {
+  clear_tcp_info(out);
+  return unsupported(status, "getsockopt(TCP_INFO)");
+}
+#endif

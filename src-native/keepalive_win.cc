@@ -5,6 +5,7 @@
 #include <ws2tcpip.h>
 #include <mstcpip.h>
 
+#include <stddef.h>
 #include <string.h>
 
 #include <string>
@@ -302,5 +303,70 @@ int ka_read(ka_socket sock, ka_values* out, ka_status* status) {
   if (read_optional(s, TCP_KEEPCNT, "getsockopt(TCP_KEEPCNT)", 1, &out->keepalivecount, status) != 0) return status->err;
   if (read_optional(s, TCP_MAXRT, "getsockopt(TCP_MAXRT)", 1000, &out->usertimeout, status) != 0) return status->err;
 
+  return 0;
+}
+
+#ifndef SIO_TCP_INFO
+#define SIO_TCP_INFO _WSAIORW(IOC_VENDOR, 39)
+#endif
+
+// TCP_INFO_v0 (Windows 10 1703) and the fields TCP_INFO_v1 (1709) adds, as mstcpip.h declares them: spelled
+// out here because SDKs declare them only when built for NTDDI_VERSION >= those releases.
+struct ka_win_tcp_info {
+  INT State;
+  ULONG Mss;
+  ULONG64 ConnectionTimeMs;
+  BOOLEAN TimestampsEnabled;
+  ULONG RttUs, MinRttUs, BytesInFlight, Cwnd, SndWnd, RcvWnd, RcvBuf;
+  ULONG64 BytesOut, BytesIn;
+  ULONG BytesReordered, BytesRetrans, FastRetrans, DupAcksIn, TimeoutEpisodes;
+  UCHAR SynRetrans;
+  ULONG SndLimTransRwin, SndLimTimeRwin;
+  ULONG64 SndLimBytesRwin;
+  ULONG SndLimTransCwnd, SndLimTimeCwnd;
+  ULONG64 SndLimBytesCwnd;
+  ULONG SndLimTransSnd, SndLimTimeSnd;
+  ULONG64 SndLimBytesSnd;
+};
+
+static const DWORD ka_win_tcp_info_v0_size = offsetof(ka_win_tcp_info, SndLimTransRwin);
+
+static void add_raw(ka_tcp_info* out, const char* name, double value) {
+  if (out->raw_count < KA_TCP_RAW_MAX) out->raw[out->raw_count++] = {name, value};
+}
+
+// SIO_TCP_INFO v1, else v0; a Windows with neither (before 10 1703, or Wine) is ERR_KEEPALIVE_UNSUPPORTED.
+int ka_read_tcp_info(ka_socket sock, ka_tcp_info* out, ka_status* status) {
+  SOCKET s = (SOCKET) sock;
+  ka_win_tcp_info t;
+  memset(&t, 0, sizeof(t));
+  out->state = KA_TCP_UNKNOWN;
+  for (double& field : out->fields) field = -1;
+  out->raw_count = 0;
+  DWORD version = 1, returned = 0;
+  if (WSAIoctl(s, SIO_TCP_INFO, &version, sizeof(version), &t, sizeof(t), &returned, nullptr, nullptr) != 0) {
+    version = 0;
+    if (WSAIoctl(s, SIO_TCP_INFO, &version, sizeof(version), &t, ka_win_tcp_info_v0_size, &returned, nullptr, nullptr) != 0) {
+      int sys_errno = WSAGetLastError();
+      if (sys_errno != WSAEOPNOTSUPP && sys_errno != WSAEINVAL) return fail(status, "WSAIoctl(SIO_TCP_INFO)", sys_errno);
+      status->err = KA_EUNSUPPORTED;
+      status->sys_errno = sys_errno;
+      status->syscall = "WSAIoctl(SIO_TCP_INFO)";
+      return status->err;
+    }
+  }
+#define KA_RAW(field) add_raw(out, #field, (double) t.field);
+  KA_RAW(State) KA_RAW(Mss) KA_RAW(ConnectionTimeMs) KA_RAW(TimestampsEnabled) KA_RAW(RttUs) KA_RAW(MinRttUs) KA_RAW(BytesInFlight)
+  KA_RAW(Cwnd) KA_RAW(SndWnd) KA_RAW(RcvWnd) KA_RAW(RcvBuf) KA_RAW(BytesOut) KA_RAW(BytesIn) KA_RAW(BytesReordered) KA_RAW(BytesRetrans)
+  KA_RAW(FastRetrans) KA_RAW(DupAcksIn) KA_RAW(TimeoutEpisodes) KA_RAW(SynRetrans)
+  if (version == 1) {
+    KA_RAW(SndLimTransRwin) KA_RAW(SndLimTimeRwin) KA_RAW(SndLimBytesRwin) KA_RAW(SndLimTransCwnd) KA_RAW(SndLimTimeCwnd)
+    KA_RAW(SndLimBytesCwnd) KA_RAW(SndLimTransSnd) KA_RAW(SndLimTimeSnd) KA_RAW(SndLimBytesSnd)
+  }
+#undef KA_RAW
+  out->state = t.State >= KA_TCP_CLOSED && t.State <= KA_TCP_TIME_WAIT ? t.State : KA_TCP_UNKNOWN;
+  out->fields[KA_TI_RTT] = t.RttUs / 1000.0;
+  out->fields[KA_TI_BYTES_SENT] = (double) t.BytesOut;
+  out->fields[KA_TI_BYTES_RETRANSMITTED] = t.BytesRetrans;
   return 0;
 }

@@ -102,7 +102,7 @@ const parallel = 4;
 const WORKER = ${'`'}
 const { workerData, parentPort } = require('node:worker_threads');
 const net = require('node:net');
-const { applyKeepalive, getKeepalive } = require(workerData.root + '/dist/index.js');
+const { applyKeepalive, getKeepalive, getTcpInfo } = require(workerData.root + '/dist/index.js');
 const { binding } = require(workerData.root + '/dist/binding.js');
 const client = net.connect(workerData.port, '127.0.0.1');
 client.on('error', () => {});
@@ -110,7 +110,9 @@ client.on('connect', () => {
   const calls = [
     (i) => applyKeepalive(client, { keepalivetime: 1000 + (i & 1) * 1000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 5000 }),
     () => getKeepalive(client),
+    () => getTcpInfo(client),
     () => binding.read(2147483647),
+    () => binding.tcpInfo(workerData.file),
     () => binding.apply(workerData.file, 1, 1000, 1000, 3, 5000),
     () => binding.read(workerData.file),
     () => binding.resolve(2147483647, undefined, undefined, undefined, undefined),
@@ -202,6 +204,7 @@ const cases = [];
 const apply = (i, value) => { const args = good.slice(); args[i] = value; return () => binding.apply(...args); };
 for (const [label, value] of notNumbers) {
   cases.push(['read(' + label + ')', T, () => binding.read(value)]);
+  cases.push(['tcpInfo(' + label + ')', T, () => binding.tcpInfo(value)]);
   cases.push(['resolve(' + label + ', ...)', T, () => binding.resolve(value, undefined, undefined, undefined, undefined)]);
   for (let i = 0; i < names.length; i++) cases.push(['apply: ' + names[i] + ' = ' + label, T, apply(i, value)]);
   if (value !== undefined) {
@@ -211,6 +214,7 @@ for (const [label, value] of notNumbers) {
 }
 for (const [label, value] of badNumbers) {
   cases.push(['read(' + label + ')', R, () => binding.read(value)]);
+  cases.push(['tcpInfo(' + label + ')', R, () => binding.tcpInfo(value)]);
   if (value !== -1) cases.push(['resolve(' + label + ', ...)', R, () => binding.resolve(value, undefined, undefined, undefined, undefined)]);
   for (let i = 0; i < names.length; i++) if (value !== -1 || i < 2) cases.push(['apply: ' + names[i] + ' = ' + label, R, apply(i, value)]);
   cases.push(['resolve: localPort = ' + label, R, () => binding.resolve(fd, '127.0.0.1', value, undefined, undefined)]);
@@ -226,6 +230,8 @@ cases.push(['resolve: localAddress of 64 bytes', V, () => binding.resolve(-1, '1
 cases.push(['resolve: localAddress with a NUL', V, () => binding.resolve(-1, '127.0.0.1\0garbage', 1, undefined, undefined)]);
 cases.push(['read()', 'ERR_MISSING_ARGS', () => binding.read()]);
 cases.push(['read(fd, 0)', 'ERR_TOO_MANY_ARGS', () => binding.read(fd, 0)]);
+cases.push(['tcpInfo()', 'ERR_MISSING_ARGS', () => binding.tcpInfo()]);
+cases.push(['tcpInfo(fd, 0)', 'ERR_TOO_MANY_ARGS', () => binding.tcpInfo(fd, 0)]);
 cases.push(['apply with 5 arguments', 'ERR_MISSING_ARGS', () => binding.apply(...good.slice(0, 5))]);
 cases.push(['apply with 7 arguments', 'ERR_TOO_MANY_ARGS', () => binding.apply(...good, 0)]);
 cases.push(['apply()', 'ERR_MISSING_ARGS', () => binding.apply()]);

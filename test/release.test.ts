@@ -132,8 +132,8 @@ describe('GitHub workflows', () => {
     // The portable contract on the real OSes: it cannot run here, so its jobs' shape is checked instead.
     const { planFor } = createRequire(__filename)(join(root, 'test', 'portable', 'contract.js')) as { planFor(where: string): string[] };
     const portable = {
-      windows: { os: 'windows-latest', where: 'win32', musts: ['client socket', 'keepalivecount', 'usertimeout', 'server', 'TLS', 'errors', 'worker thread', 'native lookup', 'lookup cost'] },
-      macos: { os: 'macos-latest', where: 'darwin', musts: ['client socket', 'keepalivecount', 'usertimeout', 'server', 'TLS', 'errors', 'worker thread', 'dead peer'] },
+      windows: { os: 'windows-latest', where: 'win32', musts: ['client socket', 'keepalivecount', 'usertimeout', 'server', 'TLS', 'errors', 'getTcpInfo', 'worker thread', 'native lookup', 'lookup cost'] },
+      macos: { os: 'macos-latest', where: 'darwin', musts: ['client socket', 'keepalivecount', 'usertimeout', 'server', 'TLS', 'errors', 'getTcpInfo', 'worker thread', 'dead peer'] },
     };
 
     it.each(Object.entries(portable))('job %s runs the portable contract on the real OS, on Node 20-26, where nothing may skip', (id, { os, where, musts }) => {

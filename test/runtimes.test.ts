@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { EventEmitter, once } from 'node:events';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,9 +52,12 @@ const ERRORS: Record<string, { code: string; type?: string }> = {
   'keepalivecount out of range': { code: 'ERR_OUT_OF_RANGE', type: 'RangeError' },
   'unknown option': { code: 'ERR_INVALID_ARG_VALUE', type: 'TypeError' },
   'getKeepalive while connecting': { code: 'ERR_KEEPALIVE_NOT_CONNECTED', type: 'Error' },
+  'getTcpInfo while connecting': { code: 'ERR_KEEPALIVE_NOT_CONNECTED', type: 'Error' },
   'getKeepalive on a server not listening': { code: 'ERR_KEEPALIVE_NOT_CONNECTED', type: 'Error' },
   'destroyed socket': { code: 'ERR_SOCKET_CLOSED', type: 'Error' },
+  'getTcpInfo(destroyed socket)': { code: 'ERR_SOCKET_CLOSED', type: 'Error' },
   'Unix-domain socket': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
+  'getTcpInfo(Unix-domain socket)': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
   'Unix-domain socket still connecting': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
   'Unix-domain net.Server': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
   'getKeepalive(Unix-domain net.Server)': { code: 'ERR_KEEPALIVE_NOT_TCP', type: 'Error' },
@@ -74,7 +77,14 @@ interface Endpoint {
 interface Report {
   runtime: string;
   pid: number;
-  sockets: Array<{ name: string; local: Endpoint; remote: Endpoint; expected: Partial<KernelOptions>; got: Record<string, unknown> }>;
+  sockets: Array<{
+    name: string;
+    local: Endpoint;
+    remote: Endpoint;
+    expected: Partial<KernelOptions>;
+    got: Record<string, unknown>;
+    tcp: { state?: string; rtt?: number; bytesSent?: number; bytesReceived?: number; error?: string };
+  }>;
   errors: Array<{ name: string; code: string; type?: string; message?: string }>;
 }
 
@@ -288,6 +298,19 @@ for (const name of ['bun', 'deno'] as const) {
       } else {
         expect(socket.got).toMatchObject({ onoff: false });
       }
+    });
+
+    it.each(SOCKETS)('%s: getTcpInfo read the connection that ss shows', (caseName) => {
+      const socket = report.sockets.find((s) => s.name === caseName)!;
+      const filter = `( sport = :${socket.local.port} and dport = :${socket.remote.port} )`;
+      const line = spawnSync('ip', ['netns', 'exec', netns.name, 'ss', '-tniH', filter], { encoding: 'utf8' }).stdout.replace(/\s+/g, ' ').trim();
+      const bytes = (name: string) => Number(new RegExp(`\\b${name}:(\\d+)`).exec(line)?.[1] ?? 0);
+      expect(line, 'ss shows the connection').toMatch(/^ESTAB /);
+      expect(socket.tcp).toMatchObject({ state: 'ESTABLISHED', rtt: expect.any(Number) });
+      // Read when the case was set up; ss reads later, and the counters only grow.
+      expect(socket.tcp.bytesSent).toBeLessThanOrEqual(bytes('bytes_sent'));
+      expect(socket.tcp.bytesReceived).toBeLessThanOrEqual(bytes('bytes_received'));
+      if (/TLS|https/.test(caseName)) expect(socket.tcp.bytesSent! + socket.tcp.bytesReceived!, 'the TLS handshake went over this connection').toBeGreaterThan(100);
     });
 
     it('throws the same typed errors as under Node, and a failed deferred connect leaves the process alive', () => {

@@ -29,7 +29,7 @@ const resultsFile = exchange ? path.join(exchange, 'results.jsonl') : undefined;
 const underWine = process.platform === 'win32' && fs.existsSync('C:\\windows\\system32\\wineboot.exe') && fs.existsSync('Z:\\proc\\version');
 const platform = underWine ? 'wine' : process.platform;
 
-const { applyKeepalive, getKeepalive } = require(root);
+const { applyKeepalive, getKeepalive, getTcpInfo } = require(root);
 const { binding } = require(path.join(root, 'dist', 'binding.js'));
 
 const opened = new Set();
@@ -456,6 +456,7 @@ test('errors: bad options, bad targets, a socket that is not TCP, a destroyed so
       pipeClient.once('error', reject);
     });
     expectThrow(() => applyKeepalive(pipeClient, options), expectCode('ERR_KEEPALIVE_NOT_TCP', process.platform === 'win32' ? 'a named pipe' : 'a Unix-domain socket'));
+    expectThrow(() => getTcpInfo(pipeClient), expectCode('ERR_KEEPALIVE_NOT_TCP', 'getTcpInfo on a pipe'));
     applyKeepalive(client, options);
     client.destroy();
     accepted.destroy();
@@ -463,12 +464,58 @@ test('errors: bad options, bad targets, a socket that is not TCP, a destroyed so
       ['apply after a first apply', () => applyKeepalive(client, options)],
       ['apply, never applied before', () => applyKeepalive(accepted, options)],
       ['getKeepalive', () => getKeepalive(client)],
+      ['getTcpInfo', () => getTcpInfo(client)],
     ]) {
       expectThrow(fn, expectCode('ERR_SOCKET_CLOSED', what));
     }
-    return 'ERR_INVALID_ARG_TYPE (TypeError), ERR_OUT_OF_RANGE (RangeError), ERR_KEEPALIVE_NOT_TCP for a pipe, ERR_SOCKET_CLOSED x3';
+    return 'ERR_INVALID_ARG_TYPE (TypeError), ERR_OUT_OF_RANGE (RangeError), ERR_KEEPALIVE_NOT_TCP for a pipe (apply, getTcpInfo), ERR_SOCKET_CLOSED x4';
   } finally {
     closeAll(server, pipeServer);
+  }
+});
+
+/** The getTcpInfo fields each OS reports; every other one must be undefined there, never a made-up 0. */
+const TCP_INFO_FIELDS = ['rtt', 'rttVariance', 'retransmits', 'totalRetransmits', 'probes', 'unacked', 'lastDataReceived', 'lastDataSent', 'lastAckReceived', 'bytesSent', 'bytesRetransmitted', 'bytesAcked'];
+const TCP_INFO_REPORTED = {
+  linux: TCP_INFO_FIELDS,
+  darwin: ['rtt', 'rttVariance', 'totalRetransmits', 'bytesSent', 'bytesRetransmitted'],
+  win32: ['rtt', 'bytesSent', 'bytesRetransmitted'],
+  wine: ['rtt', 'bytesSent', 'bytesRetransmitted'],
+};
+
+test('getTcpInfo: the connection as the OS reports it, undefined for what it does not (Wine: ERR_KEEPALIVE_UNSUPPORTED without SIO_TCP_INFO)', async (wine) => {
+  const { server, client, accepted } = await pair();
+  try {
+    const received = new Promise((resolve) => accepted.once('data', resolve));
+    client.write(Buffer.alloc(1000, 0x6b));
+    await received;
+    await sleep(100);
+    let info;
+    try {
+      info = getTcpInfo(client);
+    } catch (error) {
+      const unsupported = error.code === 'ERR_KEEPALIVE_UNSUPPORTED' && error.syscall === 'WSAIoctl(SIO_TCP_INFO)';
+      if (!(underWine && unsupported)) throw error;
+      wine(`getTcpInfo -> ERR_KEEPALIVE_UNSUPPORTED (WSAIoctl(SIO_TCP_INFO) fails with ${error.sysErrno} under Wine); Windows 10 1703+ answers`);
+      return `${error.code} (${error.syscall}, ${error.sysErrno})`;
+    }
+    assert(info.state === 'ESTABLISHED', `state ${info.state}`);
+    const reported = TCP_INFO_REPORTED[platform];
+    for (const field of TCP_INFO_FIELDS) {
+      if (!reported) break;
+      const value = info[field];
+      if (reported.includes(field)) assert(typeof value === 'number' && value >= 0, `${field} is ${value}, expected a number on ${platform}`);
+      else assert(value === undefined, `${field} is ${value}, expected undefined on ${platform}`);
+    }
+    assert(info.bytesSent >= 1000, `bytesSent ${info.bytesSent}, 1000 were written`);
+    assert(Object.keys(info.raw).length > 0, 'raw is empty');
+    const ss = await host('ss', endpoints(client));
+    const ssBytes = ss && /bytes_sent:(\d+)/.exec(ss.raw);
+    if (ss) assert(ssBytes && Number(ssBytes[1]) === info.bytesSent, `ss shows ${ssBytes ? ssBytes[0] : 'no bytes_sent'}, getTcpInfo bytesSent ${info.bytesSent}`);
+    const shown = Object.fromEntries(['state', ...TCP_INFO_FIELDS].filter((field) => info[field] !== undefined).map((field) => [field, info[field]]));
+    return `${JSON.stringify(shown)}${ssBytes ? `; ss ${ssBytes[0]}` : ''}; raw: ${Object.keys(info.raw).length} fields`;
+  } finally {
+    closeAll(server);
   }
 });
 

@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { applyKeepalive, getKeepalive, setDefaultKeepalive } from 'tcp-keepalive';
+import { applyKeepalive, getKeepalive, getTcpInfo, setDefaultKeepalive } from 'tcp-keepalive';
 
 const [certFile, keyFile, unixPath] = process.argv.slice(2);
 const cert = fs.readFileSync(certFile);
@@ -37,12 +37,20 @@ function record(name, socket, options) {
   } catch (error) {
     got = { error: `${error.code}: ${error.message}` };
   }
+  let tcp;
+  try {
+    const info = getTcpInfo(socket);
+    tcp = { state: info.state, rtt: info.rtt, bytesSent: info.bytesSent, bytesReceived: info.raw.tcpi_bytes_received };
+  } catch (error) {
+    tcp = { error: `${error.code}: ${error.message}` };
+  }
   sockets.push({
     name,
     local: { address: socket.localAddress, port: socket.localPort },
     remote: { address: socket.remoteAddress, port: socket.remotePort },
     expected: kernelView(options),
     got,
+    tcp,
   });
 }
 
@@ -244,10 +252,12 @@ async function requestSocket(server, connectClient) {
   const connecting = keep(net.connect(port, '127.0.0.1'));
   connecting.on('error', () => {});
   expectError('getKeepalive while connecting', () => getKeepalive(connecting));
+  expectError('getTcpInfo while connecting', () => getTcpInfo(connecting));
   expectError('getKeepalive on a server not listening', () => getKeepalive(http.createServer()));
   const closed = await connect(port);
   closed.destroy();
   expectError('destroyed socket', () => applyKeepalive(closed, optionsFor()));
+  expectError('getTcpInfo(destroyed socket)', () => getTcpInfo(closed));
 
   try {
     fs.unlinkSync(unixPath);
@@ -259,6 +269,7 @@ async function requestSocket(server, connectClient) {
   unixClient.on('error', () => {});
   await once(unixClient, 'connect');
   expectError('Unix-domain socket', () => applyKeepalive(unixClient, optionsFor()));
+  expectError('getTcpInfo(Unix-domain socket)', () => getTcpInfo(unixClient));
   const unixConnecting = keep(net.connect(unixPath));
   unixConnecting.on('error', (error) => errors.push({ name: 'Unix-domain socket still connecting: later error', code: error.code }));
   expectError('Unix-domain socket still connecting', () => applyKeepalive(unixConnecting, optionsFor()));

@@ -8,7 +8,7 @@ const net = require('node:net');
 const readline = require('node:readline');
 
 const HOST = '127.0.0.1';
-const { applyKeepalive, getKeepalive } = require(process.argv[2]);
+const { applyKeepalive, getKeepalive, getTcpInfo } = require(process.argv[2]);
 
 const sockets = new Map();
 const servers = new Map();
@@ -73,6 +73,10 @@ const ops = {
 
   keepalive({ sock }) {
     return { values: getKeepalive(socketOf(sock)) };
+  },
+
+  tcpInfo({ sock }) {
+    return { info: getTcpInfo(socketOf(sock)), t: now() };
   },
 
   state({ socks }) {

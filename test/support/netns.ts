@@ -1,7 +1,7 @@
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as readline from 'node:readline';
-import type { KeepaliveOptions, KeepaliveValues } from '../../dist/index.js';
+import type { KeepaliveOptions, KeepaliveValues, TcpInfo } from '../../dist/index.js';
 
 /**
  * Private network namespaces for dead-peer tests. Each holds only `lo` (127.0.0.1); an agent process
@@ -163,6 +163,11 @@ export class Agent {
   /** `getKeepalive` on the agent's socket. */
   async keepalive(sock: string): Promise<KeepaliveValues> {
     return (await this.call<{ values: KeepaliveValues }>('keepalive', { sock })).values;
+  }
+
+  /** `getTcpInfo` on the agent's socket, with when it was read. */
+  async tcpInfo(sock: string): Promise<{ info: TcpInfo; t: number }> {
+    return this.call<{ info: TcpInfo; t: number }>('tcpInfo', { sock });
   }
 
   /** The sockets among `socks` that are not destroyed. */
