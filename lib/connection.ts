@@ -22,9 +22,10 @@
  */
 import type { Server, Socket } from 'node:net';
 import type { NativeValues } from './binding';
-import { publishConfigure, publishError, publishSkip, Side, Source } from './channels';
+import { deadChannel, publishConfigure, publishError, publishSkip, Side, Source, valuesOf } from './channels';
 import { platform, runtime, Settings } from './options';
 import { isClusterWorker, osSocketOf, probe, queuedOn, read, resolveOmitted, systemUsertimeout, tcpHandleOf, write } from './os-socket';
+import { tcpInfoOf } from './tcp-info';
 import { Handle, handleOf, innermost, Internal, isAccepted, isPipe, notTcp, onPathWithoutHandle, socketClosed } from './target';
 
 export type { Side, Source } from './channels';
@@ -183,6 +184,33 @@ export function keepAliveCalled(socket: Internal<Socket>, enable: boolean): void
     return;
   }
   publishConfigure(socket, side, wanted.source, wanted.settings, enable);
+}
+
+/**
+ * A connection is being destroyed with ETIMEDOUT (before its descriptor closes): if it holds settings of ours,
+ * what the kernel says of its end (how long since the peer last answered; bytes still unacknowledged, from the
+ * byte counters, as Linux zeroes tcpi_unacked at that moment) goes to tcp-keepalive:dead, after the socket's
+ * own error has been emitted.
+ */
+export function died(socket: Internal<Socket>, error: Error): void {
+  if (!deadChannel.hasSubscribers) return;
+  const c = connections.get(socket);
+  const outer = handleOf(socket);
+  if (!c?.current || !outer || innermost(outer) !== c.handle) return;
+  const wanted = c.current;
+  let idleMs: number | undefined;
+  let unacked: number | undefined;
+  try {
+    const info = tcpInfoOf(osSocketOf(socket, c.handle, 'socket'));
+    idleMs = info.lastAckReceived ?? info.lastDataReceived;
+    const { bytesSent, bytesRetransmitted, bytesAcked } = info;
+    // (Linux counts retransmitted bytes in bytesSent, and the SYN as one acknowledged byte.)
+    unacked = bytesSent !== undefined && bytesAcked !== undefined ? Math.max(0, bytesSent - (bytesRetransmitted ?? 0) - Math.max(0, bytesAcked - 1)) : info.unacked;
+  } catch {
+    // Not readable here (Wine, a runtime without the call): the message says so with undefined.
+  }
+  const message = { socket, side: isAccepted(socket) ? 'server' : 'client', source: wanted.source, values: valuesOf(wanted.settings, c.enabled !== false && wanted.settings.onoff), error, idleMs, unacked };
+  setImmediate(() => deadChannel.publish(message));
 }
 
 const OFF: Settings = Object.freeze({ onoff: false, keepalivetime: -1, keepaliveinterval: -1, keepalivecount: -1, usertimeout: -1 });

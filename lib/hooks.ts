@@ -7,6 +7,7 @@
  *
  *  Socket.prototype.emit('connect')          a client connection: connected()
  *  Socket.prototype.setKeepAlive             after Node's own: keepAliveCalled()
+ *  Socket.prototype._destroy(ETIMEDOUT)      before Node closes the descriptor: died()
  *  Server.prototype.emit('connection')       an accepted (or handed-in) connection: accepted()
  *                       ('listening')        a server with settings on a Unix path says so: listening()
  *  server.emit, per instance                 the same, for servers that are not net.Servers (Bun's http)
@@ -14,7 +15,7 @@
  */
 import { Server, Socket } from 'node:net';
 import * as path from 'node:path';
-import { accepted, connected, currentDefault, keepAliveCalled, listening } from './connection';
+import { accepted, connected, currentDefault, died, keepAliveCalled, listening } from './connection';
 import { runtime } from './options';
 import { carrierOf } from './target';
 
@@ -45,6 +46,11 @@ export function installHooks(): void {
     const first = args[0] as { enable?: unknown } | undefined;
     keepAliveCalled(carrierOf(this), Boolean(typeof first === 'object' && first !== null ? first.enable : first));
     return result as Socket;
+  };
+  const destroy = previous(Socket.prototype, '_destroy');
+  Socket.prototype._destroy = function (this: Socket, error: Error | null, callback: (error?: Error | null) => void) {
+    if (error && (error as NodeJS.ErrnoException).code === 'ETIMEDOUT') died(carrierOf(this), error);
+    return destroy(this).call(this, error, callback) as void;
   };
   const serverEmit = previous(Server.prototype, 'emit');
   Server.prototype.emit = function emit(this: Server, event: string | symbol, socket?: unknown) {

@@ -54,7 +54,11 @@ export interface TcpInfo {
  * `getKeepalive`; `ERR_KEEPALIVE_UNSUPPORTED` where the system has no such call (Windows before 10 1703, Wine).
  */
 export function getTcpInfo(target: KeepaliveTarget): TcpInfo {
-  const sock = osSocketForRead(target);
+  return tcpInfoOf(osSocketForRead(target));
+}
+
+/** getTcpInfo for an OS socket already found. */
+export function tcpInfoOf(sock: number): TcpInfo {
   const [state, ...rest] = native(() => binding.tcpInfo(sock));
   const raw = rest.pop() as Record<string, number>;
   const [rtt, rttVariance, retransmits, totalRetransmits, probes, unacked, lastDataReceived, lastDataSent, lastAckReceived, bytesSent, bytesRetransmitted, bytesAcked] = (rest as number[]).map(

@@ -196,3 +196,53 @@ describe.skipIf(netnsUnavailable)('a pulled cable, in a private network namespac
     expect(error, 'keepalive does not fire while data is unacknowledged').toBeUndefined();
   });
 });
+
+describe.skipIf(netnsUnavailable)('tcp-keepalive:dead: a vanished peer is told apart from a reset and a clean close', { concurrent: true }, () => {
+  const deadOf = (agent: Agent, sock: string): AgentEvent | undefined => agent.events.find((e) => e.ev === 'dead' && e.sock === sock);
+
+  it('idle: after the socket\'s own ETIMEDOUT, with nothing unacknowledged and the peer silent for about the keepalive bound', async ({ expect, onTestFinished }) => {
+    const netns = namespace(onTestFinished);
+    const agent = netns.agent();
+    const { port } = await agent.listen();
+    const [client] = await agent.connect(port, { keepalive: IDLE });
+    const cut = cutBeforeFirstProbe(expect, netns, port, client.t, IDLE);
+    await expectTimeoutWithin(expect, '6. dead channel, idle', agent, client.sock, client.t, keepaliveBound(IDLE), cut);
+    await agent.until((events) => deadOf(agent, client.sock) !== undefined, 2000);
+    const dead = deadOf(agent, client.sock);
+    measured.push(`6. dead channel, idle: idleMs ${dead?.idleMs}, unacked ${dead?.unacked}`);
+    expect(dead).toMatchObject({ side: 'client', source: 'socket', code: 'ETIMEDOUT', unacked: 0, afterError: true });
+    expect(dead!.idleMs!).toBeGreaterThanOrEqual(IDLE.keepalivetime!);
+    expect(dead!.idleMs!).toBeLessThanOrEqual(keepaliveBound(IDLE) + LATE_MS);
+  });
+
+  it('in flight: unacknowledged bytes, though Linux has zeroed tcpi_unacked by then', async ({ expect, onTestFinished }) => {
+    const netns = namespace(onTestFinished);
+    const agent = netns.agent();
+    const { server, port } = await agent.listen(IN_FLIGHT);
+    await agent.connect(port);
+    const accepted = await agent.accepted(server);
+    const cut = cutBeforeFirstProbe(expect, netns, port, accepted.t, IN_FLIGHT);
+    const wrote = await agent.write([accepted.sock!], 1000);
+    await expectTimeoutWithin(expect, '7. dead channel, in flight (server side)', agent, accepted.sock!, wrote, IN_FLIGHT.usertimeout!, cut);
+    await agent.until((events) => deadOf(agent, accepted.sock!) !== undefined, 2000);
+    const dead = deadOf(agent, accepted.sock!);
+    measured.push(`7. dead channel, in flight: idleMs ${dead?.idleMs}, unacked ${dead?.unacked}`);
+    expect(dead).toMatchObject({ side: 'server', source: 'server', code: 'ETIMEDOUT', unacked: 1000, afterError: true });
+  });
+
+  it('no dead message for a reset or a clean close', async ({ expect, onTestFinished }) => {
+    const netns = namespace(onTestFinished);
+    const agent = netns.agent();
+    const { server, port } = await agent.listen();
+    const clients = await agent.connect(port, { count: 2, keepalive: IDLE });
+    await agent.until((events) => events.filter((e) => e.ev === 'accept' && e.server === server).length === 2, 2000);
+    const acceptedSocks = agent.events.filter((e) => e.ev === 'accept' && e.server === server).map((e) => e.sock!);
+    await agent.close(acceptedSocks[0], 'reset');
+    await agent.close(acceptedSocks[1], 'end');
+    const ended = await agent.until((events) => clients.every((c) => events.some((e) => e.ev === 'close' && e.sock === c.sock)), 3000);
+    await sleep(200);
+    expect(ended, 'both clients closed').toBe(true);
+    expect(agent.events.filter((e) => e.ev === 'error').map((e) => e.code)).toEqual(['ECONNRESET']);
+    expect(agent.events.filter((e) => e.ev === 'dead')).toEqual([]);
+  });
+});

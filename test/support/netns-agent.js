@@ -8,7 +8,8 @@ const net = require('node:net');
 const readline = require('node:readline');
 
 const HOST = '127.0.0.1';
-const { applyKeepalive, getKeepalive, getTcpInfo } = require(process.argv[2]);
+const { applyKeepalive, getKeepalive, getTcpInfo, DEAD_CHANNEL } = require(process.argv[2]);
+const diagnosticsChannel = require('node:diagnostics_channel');
 
 const sockets = new Map();
 const servers = new Map();
@@ -19,10 +20,20 @@ const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
 function watch(socket, id) {
   sockets.set(id, socket);
-  socket.on('error', (error) => send({ ev: 'error', sock: id, code: error.code, syscall: error.syscall, t: now() }));
+  socket.on('error', (error) => {
+    errored.add(id);
+    send({ ev: 'error', sock: id, code: error.code, syscall: error.syscall, t: now() });
+  });
   socket.on('close', () => send({ ev: 'close', sock: id, t: now() }));
   socket.on('data', () => {});
 }
+
+// tcp-keepalive:dead, reported with the socket's id; `after` says whether its own error came first.
+const errored = new Set();
+diagnosticsChannel.subscribe(DEAD_CHANNEL, ({ socket, side, source, error, idleMs, unacked, values }) => {
+  const id = [...sockets].find(([, s]) => s === socket)?.[0];
+  send({ ev: 'dead', sock: id, side, source, code: error.code, idleMs, unacked, values, afterError: errored.has(id), t: now() });
+});
 
 function socketOf(id) {
   const socket = sockets.get(id);
@@ -77,6 +88,16 @@ const ops = {
 
   tcpInfo({ sock }) {
     return { info: getTcpInfo(socketOf(sock)), t: now() };
+  },
+
+  reset({ sock }) {
+    socketOf(sock).resetAndDestroy();
+    return {};
+  },
+
+  end({ sock }) {
+    socketOf(sock).end();
+    return {};
   },
 
   state({ socks }) {

@@ -70,8 +70,14 @@ function probe(): string | undefined {
 export const netnsUnavailable = probe();
 
 export interface AgentEvent {
-  ev: 'ready' | 'accept' | 'error' | 'close';
+  ev: 'ready' | 'accept' | 'error' | 'close' | 'dead';
   sock?: string;
+  /** tcp-keepalive:dead */
+  side?: string;
+  source?: string;
+  idleMs?: number;
+  unacked?: number;
+  afterError?: boolean;
   server?: string;
   code?: string;
   syscall?: string;
@@ -168,6 +174,11 @@ export class Agent {
   /** `getTcpInfo` on the agent's socket, with when it was read. */
   async tcpInfo(sock: string): Promise<{ info: TcpInfo; t: number }> {
     return this.call<{ info: TcpInfo; t: number }>('tcpInfo', { sock });
+  }
+
+  /** Ends the socket with a reset (resetAndDestroy), or cleanly (end). */
+  async close(sock: string, how: 'reset' | 'end'): Promise<void> {
+    await this.call(how, { sock });
   }
 
   /** The sockets among `socks` that are not destroyed. */
