@@ -9,8 +9,9 @@
 //    calls setDefaultKeepalive(OPTIONS) first. A pair of them, one without and one with, warm up (V8 keeps
 //    compiling for the first few thousand connections), then take turns, block after block, so that a
 //    neighbour's load on this shared machine falls on both alike. PAIRS pairs, alternating which goes
-//    first; each process's figure is the median of its blocks, the result the median over the pairs. The
-//    warm-up's own cost per connection is printed for reference (what a short-lived process pays).
+//    first; each process's figure is the median of its blocks; without and with are medians over the
+//    pairs, the difference the median of the pairs' differences. The warm-up's own cost per connection
+//    is printed for reference (what a short-lived process pays).
 //  - In the same rounds, the same loop in C without and with the five setsockopt calls the default makes
 //    (bench/default-process.c `connect`): the time of those five calls per connection is the system calls'
 //    cost, and "the rest" (difference − system calls) is what the package adds above them.
@@ -272,7 +273,9 @@ async function measure(node, version, port, binary) {
   const pairs = samples.with.map((w, i) => w - samples.without[i]);
   const without = median(samples.without);
   const withDefault = median(samples.with);
-  const difference = withDefault - without;
+  // The median of the pairs' own differences: each pair ran side by side, so it is steadier than the
+  // difference of the two medians (also given) when the machine's load drifts between pairs.
+  const difference = median(pairs);
   const syscalls = binary ? median(samples.syscalls) : undefined;
   return {
     version,
@@ -280,7 +283,8 @@ async function measure(node, version, port, binary) {
     without,
     with: withDefault,
     difference,
-    pairDifferences: { median: median(pairs), min: Math.min(...pairs), max: Math.max(...pairs) },
+    differenceOfMedians: withDefault - without,
+    pairDifferences: { min: Math.min(...pairs), max: Math.max(...pairs) },
     warmup: { without: median(samples.withoutWarmup), with: median(samples.withWarmup) },
     syscalls,
     rest: syscalls === undefined ? undefined : difference - syscalls,
@@ -296,7 +300,7 @@ function report(r) {
   const lines = [`Node ${r.version}: client CPU per connection, medians of ${PAIRS} pairs of processes taking turns, ${BLOCKS} × ${BLOCK.toLocaleString('en-US')} connections each after ${WARMUP.toLocaleString('en-US')}`];
   lines.push(`  without the default          ${us(r.without)}`);
   lines.push(`  with setDefaultKeepalive     ${us(r.with)}`);
-  lines.push(`  difference                   ${us(r.difference)} (pairs: median ${us(r.pairDifferences.median)}, ${us(r.pairDifferences.min)} to ${us(r.pairDifferences.max)})`);
+  lines.push(`  difference                   ${us(r.difference)} (median of the pairs' differences, ${us(r.pairDifferences.min)} to ${us(r.pairDifferences.max)}; of the medians ${us(r.differenceOfMedians)})`);
   if (r.syscalls === undefined) lines.push('  the five setsockopt calls    not measured (no C compiler, or BENCH_NODE_CLIENT=1)');
   else {
     lines.push(`  the five setsockopt calls    ${us(r.syscalls)} (from C; the C loop with them costs ${us(r.c.difference)} more than without)`);

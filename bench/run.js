@@ -210,7 +210,7 @@ function defaultProcessRows(out) {
     const p = r.pairDifferences;
     rows.push(
       ['7', `Node ${r.version}: client process without the default, CPU per connection (median of ${pairs} pairs, ${blocks} × ${n(block)} connections each after ${n(warmup)})`, us(r.without), 'baseline', '', ''],
-      ['7', `Node ${r.version}: client process with setDefaultKeepalive(all five options), taking turns with it`, us(r.with), `${signed(r.difference)} (pairs ${signed(p.min)} to ${signed(p.max)})`, '', 'info'],
+      ['7', `Node ${r.version}: client process with setDefaultKeepalive(all five options), taking turns with it`, us(r.with), `${signed(r.difference)} (median of pair differences, ${signed(p.min)} to ${signed(p.max)})`, '', 'info'],
     );
     if (r.syscalls === undefined) {
       rows.push(['7', '  of which the five setsockopt calls (from C)', 'not measured: no C compiler (or BENCH_NODE_CLIENT=1)', '', '', 'not measured']);
