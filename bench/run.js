@@ -209,14 +209,14 @@ function defaultProcessRows(out) {
   for (const r of runs) {
     const p = r.pairDifferences;
     rows.push(
-      ['7', `Node ${r.version}: client process without the default, CPU per connection (median of ${pairs} pairs, ${blocks} × ${n(block)} connections each after ${n(warmup)})`, us(r.without), 'baseline', '', ''],
+      ['7', `Node ${r.version}: client process without the default, CPU per connection (best of ${blocks} blocks of ${n(block)} after ${n(warmup)}, median of ${pairs} pairs)`, us(r.without), 'baseline', '', ''],
       ['7', `Node ${r.version}: client process with setDefaultKeepalive(all five options), taking turns with it`, us(r.with), `${signed(r.difference)} (median of pair differences, ${signed(p.min)} to ${signed(p.max)})`, '', 'info'],
     );
     if (r.syscalls === undefined) {
       rows.push(['7', '  of which the five setsockopt calls (from C)', 'not measured: no C compiler (or BENCH_NODE_CLIENT=1)', '', '', 'not measured']);
     } else {
       rows.push(
-        ['7', '  of which the five setsockopt calls (timed from C in the same run)', us(r.syscalls), `C loop with them ${signed(r.c.difference)}`, '', 'info'],
+        ['7', `  of which the five setsockopt calls (timed from C in the same run, best of ${pairs})`, us(r.syscalls), `C loop with them ${signed(r.c.difference)}`, '', 'info'],
         ['7', '  the rest: what the default adds above its system calls', us(r.rest), '', '≤ 2 µs', r.rest <= 2 ? 'pass' : 'MISS'],
       );
     }
