@@ -25,7 +25,7 @@ const WINDOWS_HOOK = path.join(root, 'scripts', 'windows', 'run-js.sh');
  * Runs one section in a process of its own and reads its result. Output goes to files, not pipes: node.exe
  * under Wine cannot open a pipe as its stderr.
  */
-function runSection(name, { nodeArgs = [], env = {}, command, raw = false } = {}) {
+function runSection(name, { nodeArgs = [], env = {}, command, raw = false, timeoutMs = SECTION_TIMEOUT_MS } = {}) {
   return new Promise((resolve) => {
     const args = command ? command.slice(1) : [...nodeArgs, path.join(__dirname, name), ...(quick ? ['--quick'] : [])];
     const childEnv = { ...process.env, ...env, ...(quick ? { BENCH_QUICK: '1' } : {}) };
@@ -37,7 +37,7 @@ function runSection(name, { nodeArgs = [], env = {}, command, raw = false } = {}
     const child = spawn(command ? command[0] : process.execPath, args, { env: childEnv, stdio: ['ignore', outFd, errFd] });
     fs.closeSync(outFd);
     fs.closeSync(errFd);
-    const timer = setTimeout(() => child.kill('SIGKILL'), SECTION_TIMEOUT_MS);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     let finished = false;
     const finish = (code, signal, spawnError) => {
       if (finished) return;
@@ -50,7 +50,7 @@ function runSection(name, { nodeArgs = [], env = {}, command, raw = false } = {}
         result = parseResult(stdout);
       } catch {}
       if (code === 0 && (result || raw)) return resolve({ result });
-      const why = spawnError ? spawnError.message : signal === 'SIGKILL' ? `timed out after ${SECTION_TIMEOUT_MS / 1000} s` : `exited with ${code}${signal ? ` (${signal})` : ''}${result ? '' : ', no result'}`;
+      const why = spawnError ? spawnError.message : signal === 'SIGKILL' ? `timed out after ${timeoutMs / 1000} s` : `exited with ${code}${signal ? ` (${signal})` : ''}${result ? '' : ', no result'}`;
       resolve({ error: `${name} ${why}\n${(stderr || stdout).trim().split('\n').slice(-15).join('\n')}` });
     };
     child.on('error', (error) => finish(null, null, error));
@@ -306,7 +306,7 @@ async function main() {
   const memory = await step('4 memory', () => runSection('memory.js', { nodeArgs: ['--expose-gc'] }));
   const lookup = await step('5 POSIX lookup by address', () => (process.platform === 'win32' ? { notMeasured: 'POSIX only' } : runSection('lookup.js')));
   const byDefault = await step('6 setDefaultKeepalive', () => runSection('default.js'));
-  const byProcess = await step('7 setDefaultKeepalive, process against process', () => (process.platform === 'linux' ? runSection('default-process.js') : { notMeasured: 'Linux only' }));
+  const byProcess = await step('7 setDefaultKeepalive, process against process', () => (process.platform === 'linux' ? runSection('default-process.js', { timeoutMs: 2 * SECTION_TIMEOUT_MS }) : { notMeasured: 'Linux only' }));
 
   const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault), ...defaultProcessRows(byProcess)];
   console.log('\n' + table(rows));
