@@ -309,6 +309,7 @@ function report(r) {
     lines.push(`  the rest (difference − calls) ${us(r.rest)}   target ≤ 2 µs`);
   }
   lines.push(`  for reference, over the first ${WARMUP.toLocaleString('en-US')} connections (warm-up): ${us(r.warmup.without)} without, ${us(r.warmup.with)} with`);
+  if (!r.checked) lines.push('  (the sockets were not checked: the package exports no getKeepalive)');
   if (r.strace.error) lines.push(`  strace: not measured: ${r.strace.error}`);
   else lines.push(`  strace -f -c, extra system calls per connection: ${Object.entries(r.strace.perConnection).map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ') || 'none'} (clients traced at ${r.strace.connections.join(' and ')} connections)`);
   return lines.join('\n');
