@@ -195,7 +195,8 @@ function straceCounts(node, port, mode, count) {
 /**
  * The system calls the default adds per connection, by name: each kind of client traced at two connection
  * counts, so that what a process does once (loading, setting the default) cancels out. Names whose count
- * varies from run to run anyway (futex, epoll_wait, mmap for the heap) may show a fraction.
+ * varies from run to run anyway (futex, epoll_wait, mmap for the heap) show a fraction: only differences of
+ * half a call per connection or more are kept.
  */
 function straceDifference(node, port) {
   try {
