@@ -25,7 +25,7 @@ const WINDOWS_HOOK = path.join(root, 'scripts', 'windows', 'run-js.sh');
  * Runs one section in a process of its own and reads its result. Output goes to files, not pipes: node.exe
  * under Wine cannot open a pipe as its stderr.
  */
-function runSection(name, { nodeArgs = [], env = {}, command, raw = false } = {}) {
+function runSection(name, { nodeArgs = [], env = {}, command, raw = false, timeoutMs = SECTION_TIMEOUT_MS } = {}) {
   return new Promise((resolve) => {
     const args = command ? command.slice(1) : [...nodeArgs, path.join(__dirname, name), ...(quick ? ['--quick'] : [])];
     const childEnv = { ...process.env, ...env, ...(quick ? { BENCH_QUICK: '1' } : {}) };
@@ -37,7 +37,7 @@ function runSection(name, { nodeArgs = [], env = {}, command, raw = false } = {}
     const child = spawn(command ? command[0] : process.execPath, args, { env: childEnv, stdio: ['ignore', outFd, errFd] });
     fs.closeSync(outFd);
     fs.closeSync(errFd);
-    const timer = setTimeout(() => child.kill('SIGKILL'), SECTION_TIMEOUT_MS);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     let finished = false;
     const finish = (code, signal, spawnError) => {
       if (finished) return;
@@ -50,7 +50,7 @@ function runSection(name, { nodeArgs = [], env = {}, command, raw = false } = {}
         result = parseResult(stdout);
       } catch {}
       if (code === 0 && (result || raw)) return resolve({ result });
-      const why = spawnError ? spawnError.message : signal === 'SIGKILL' ? `timed out after ${SECTION_TIMEOUT_MS / 1000} s` : `exited with ${code}${signal ? ` (${signal})` : ''}${result ? '' : ', no result'}`;
+      const why = spawnError ? spawnError.message : signal === 'SIGKILL' ? `timed out after ${timeoutMs / 1000} s` : `exited with ${code}${signal ? ` (${signal})` : ''}${result ? '' : ', no result'}`;
       resolve({ error: `${name} ${why}\n${(stderr || stdout).trim().split('\n').slice(-15).join('\n')}` });
     };
     child.on('error', (error) => finish(null, null, error));
@@ -197,18 +197,49 @@ function defaultRows(out) {
   ];
 }
 
+function defaultProcessRows(out) {
+  const label = 'setDefaultKeepalive, a client process with it against one without';
+  if (out.notMeasured) return [['7', label, `not measured here: ${out.notMeasured}`, '', '≤ 2 µs above its system calls', 'not measured']];
+  if (out.error) return [['7', label, 'ERROR', '', '', 'error']];
+  const { runs, other, pairs, block, blocks, warmup } = out.result;
+  const us = (x) => `${x.toFixed(1)} µs`;
+  const signed = (x) => `${x >= 0 ? '+' : '−'}${us(Math.abs(x))}`;
+  const n = (x) => x.toLocaleString('en-US');
+  const rows = [];
+  for (const r of runs) {
+    const p = r.pairDifferences;
+    rows.push(
+      ['7', `Node ${r.version}: client process without the default, CPU per connection (best of ${blocks} blocks of ${n(block)} after ${n(warmup)}, median of ${pairs} pairs)`, us(r.without), 'baseline', '', ''],
+      ['7', `Node ${r.version}: client process with setDefaultKeepalive(all five options), taking turns with it`, us(r.with), `${signed(r.difference)} (median of pair differences, ${signed(p.min)} to ${signed(p.max)})`, '', 'info'],
+    );
+    if (r.syscalls === undefined) {
+      rows.push(['7', '  of which the five setsockopt calls (from C)', 'not measured: no C compiler (or BENCH_NODE_CLIENT=1)', '', '', 'not measured']);
+    } else {
+      rows.push(
+        ['7', `  of which the five setsockopt calls (timed from C in the same run, best of ${pairs})`, us(r.syscalls), `C loop with them ${signed(r.c.difference)}`, '', 'info'],
+        ['7', '  the rest: what the default adds above its system calls', us(r.rest), '', '≤ 2 µs', r.rest <= 2 ? 'pass' : 'MISS'],
+      );
+    }
+    rows.push(['7', `  for reference, the first ${n(warmup)} connections of a process (warm-up): without / with`, `${us(r.warmup.without)} / ${us(r.warmup.with)}`, signed(r.warmup.with - r.warmup.without), '', 'info']);
+    const extra = r.strace.error ? `not measured: ${r.strace.error}` : Object.entries(r.strace.perConnection).map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ') || 'none';
+    rows.push(['7', '  strace -f -c: extra system calls per connection', extra, '', '', r.strace.error ? 'not measured' : 'info']);
+  }
+  if (other) rows.push(['7', `Node ${other.major}: the same`, `not measured: ${other.error}`, '', '', 'not measured']);
+  return rows;
+}
+
 function registerRows(out) {
-  if (out.error) return [['7', 'tcp-keepalive/register start-up', 'ERROR', '', '', 'error']];
+  if (out.error) return [['8', 'tcp-keepalive/register start-up', 'ERROR', '', '', 'error']];
   const r = out.result.results;
   const b = r.baseline;
   const ms = (s) => `${s.cpuMedian.toFixed(1)} ms CPU median (wall best ${s.best.toFixed(1)} ms)`;
   const vs = (s) => `CPU +${(s.cpuMedian - b.cpuMedian).toFixed(1)} ms (${times(s.cpuMedian / b.cpuMedian)}), wall best +${(s.best - b.best).toFixed(1)} ms`;
   const verdict = (s) => (s.cpuMedian <= 1.05 * b.cpuMedian ? 'pass' : 'MISS');
   return [
-    ['7', `process start-up, node -e (${b.rounds} starts each, interleaved): CPU used when -e runs`, ms(b), 'baseline', '', ''],
-    ['7', 'node --require tcp-keepalive/register (TCP_KEEPALIVE unset: the default)', ms(r.require), vs(r.require), '≤ 1.05× baseline', verdict(r.require)],
-    ['7', 'node --import tcp-keepalive/register', ms(r.import), vs(r.import), '≤ 1.05× baseline', verdict(r.import)],
-    ['7', '  with TCP_KEEPALIVE=off (the parse alone: the package is not loaded)', ms(r.off), vs(r.off), '', 'info'],
+    ['8', `process start-up, node -e (${b.rounds} starts each, interleaved): CPU used when -e runs`, ms(b), 'baseline', '', ''],
+    ['8', 'node --require tcp-keepalive/register (TCP_KEEPALIVE unset: the default)', ms(r.require), vs(r.require), '≤ 1.05× baseline', verdict(r.require)],
+    ['8', 'node --import tcp-keepalive/register', ms(r.import), vs(r.import), '≤ 1.05× baseline', verdict(r.import)],
+    ['8', '  with TCP_KEEPALIVE=off (the parse alone: the package is not loaded)', ms(r.off), vs(r.off), '', 'info'],
   ];
 }
 
@@ -290,9 +321,10 @@ async function main() {
   const memory = await step('4 memory', () => runSection('memory.js', { nodeArgs: ['--expose-gc'] }));
   const lookup = await step('5 POSIX lookup by address', () => (process.platform === 'win32' ? { notMeasured: 'POSIX only' } : runSection('lookup.js')));
   const byDefault = await step('6 setDefaultKeepalive', () => runSection('default.js'));
-  const register = await step('7 tcp-keepalive/register start-up', () => runSection('register.js'));
+  const byProcess = await step('7 setDefaultKeepalive, process against process', () => (process.platform === 'linux' ? runSection('default-process.js', { timeoutMs: 2 * SECTION_TIMEOUT_MS }) : { notMeasured: 'Linux only' }));
+  const register = await step('8 tcp-keepalive/register start-up', () => runSection('register.js'));
 
-  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault), ...registerRows(register)];
+  const rows = [...applyRows(apply), ...serverRows(server), ...windowsRows(windows), ...memoryRows(memory), ...lookupRows(lookup), ...defaultRows(byDefault), ...defaultProcessRows(byProcess), ...registerRows(register)];
   console.log('\n' + table(rows));
   console.log(`\nmachine: ${m.cpu}, ${m.cores} cores, ${m.os}, Node ${m.node}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
