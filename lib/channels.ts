@@ -16,6 +16,41 @@ export type Side = 'client' | 'server';
 export type Source = 'socket' | 'server' | 'default';
 export type SkipReason = 'filter' | 'not-tcp' | 'explicit';
 
+export interface KeepaliveConfigureMessage {
+  socket: Socket;
+  side: Side;
+  source: Source;
+  values: KeepaliveValues;
+}
+
+export interface KeepaliveSkipMessage {
+  socket: Socket;
+  side: Side;
+  reason: SkipReason;
+}
+
+export interface KeepaliveErrorMessage {
+  socket: Socket;
+  side: Side;
+  source: Source;
+  error: unknown;
+}
+
+export interface KeepaliveDeadMessage {
+  socket: Socket;
+  side: Side;
+  source: Source;
+  values: KeepaliveValues;
+  error: Error;
+  /** The peer's address, read before the socket closed. */
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+  /** ms since the peer last acknowledged anything; undefined where the system does not say. */
+  idleMs: number | undefined;
+  /** Bytes sent and never acknowledged: 0, keepalive found the connection idle; more, data was in flight. */
+  unacked: number | undefined;
+}
+
 export const configureChannel = diagnosticsChannel.channel(CONFIGURE_CHANNEL);
 export const skipChannel = diagnosticsChannel.channel(SKIP_CHANNEL);
 export const errorChannel = diagnosticsChannel.channel(ERROR_CHANNEL);
@@ -35,13 +70,13 @@ export function valuesOf(s: Settings, on = s.onoff): KeepaliveValues {
 }
 
 export function publishConfigure(socket: Socket, side: Side, source: Source, settings: Settings, on: boolean): void {
-  if (configureChannel.hasSubscribers) configureChannel.publish({ socket, side, source, values: valuesOf(settings, on) });
+  if (configureChannel.hasSubscribers) configureChannel.publish({ socket, side, source, values: valuesOf(settings, on) } satisfies KeepaliveConfigureMessage);
 }
 
 export function publishSkip(socket: Socket, side: Side, reason: SkipReason): void {
-  if (skipChannel.hasSubscribers) skipChannel.publish({ socket, side, reason });
+  if (skipChannel.hasSubscribers) skipChannel.publish({ socket, side, reason } satisfies KeepaliveSkipMessage);
 }
 
 export function publishError(socket: Socket, side: Side, source: Source, error: unknown): void {
-  if (errorChannel.hasSubscribers) errorChannel.publish({ socket, side, source, error });
+  if (errorChannel.hasSubscribers) errorChannel.publish({ socket, side, source, error } satisfies KeepaliveErrorMessage);
 }

@@ -22,7 +22,7 @@
  */
 import type { Server, Socket } from 'node:net';
 import type { NativeValues } from './binding';
-import { deadChannel, publishConfigure, publishError, publishSkip, Side, Source, valuesOf } from './channels';
+import { deadChannel, KeepaliveDeadMessage, publishConfigure, publishError, publishSkip, Side, Source, valuesOf } from './channels';
 import { platform, runtime, Settings } from './options';
 import { isClusterWorker, osSocketOf, probe, queuedOn, read, resolveOmitted, systemUsertimeout, tcpHandleOf, write } from './os-socket';
 import { tcpInfoOf } from './tcp-info';
@@ -209,7 +209,17 @@ export function died(socket: Internal<Socket>, error: Error): void {
   } catch {
     // Not readable here (Wine, a runtime without the call): the message says so with undefined.
   }
-  const message = { socket, side: isAccepted(socket) ? 'server' : 'client', source: wanted.source, values: valuesOf(wanted.settings, c.enabled !== false && wanted.settings.onoff), error, idleMs, unacked };
+  const message: KeepaliveDeadMessage = {
+    socket,
+    side: isAccepted(socket) ? 'server' : 'client',
+    source: wanted.source,
+    values: valuesOf(wanted.settings, c.enabled !== false && wanted.settings.onoff),
+    error,
+    remoteAddress: socket.remoteAddress,
+    remotePort: socket.remotePort,
+    idleMs,
+    unacked,
+  };
   setImmediate(() => deadChannel.publish(message));
 }
 

@@ -11,6 +11,7 @@ export type { KeepaliveOptions, KeepaliveValues } from './options';
 export type { KeepaliveTarget } from './target';
 export { setDefaultKeepalive } from './default';
 export { CONFIGURE_CHANNEL, DEAD_CHANNEL, ERROR_CHANNEL, SKIP_CHANNEL } from './channels';
+export type { KeepaliveConfigureMessage, KeepaliveDeadMessage, KeepaliveErrorMessage, KeepaliveSkipMessage } from './channels';
 export { getTcpInfo } from './tcp-info';
 export type { TcpInfo, TcpState } from './tcp-info';
 export type { DefaultKeepaliveConfig, DefaultKeepaliveSocketInfo } from './default';

@@ -10,7 +10,7 @@ const tuple = `${process.platform}-${process.arch}`;
 const MAX_TARBALL = 400 * 1024;
 
 /** What a fresh checkout holds that `npm pack` needs; node_modules is linked in, everything else is built by pack itself. */
-const CHECKOUT = ['package.json', 'tsconfig.json', 'binding.gyp', 'lib', 'scripts', 'src-native', 'README.md', 'LICENSE'];
+const CHECKOUT = ['package.json', 'tsconfig.json', 'binding.gyp', 'lib', 'scripts', 'src-native', 'docs', 'README.md', 'LICENSE'];
 
 interface PackResult {
   filename: string;
@@ -136,7 +136,7 @@ describe.skipIf(process.platform === 'win32')(`the packed tarball, installed whe
       'src-native/keepalive_win.cc',
     ]));
     expect(paths.some((p) => p.startsWith(`prebuilds/${tuple}/`) && p.endsWith('.node'))).toBe(true);
-    const allowed = /^(package\.json|README\.md|LICENSE|binding\.gyp|dist\/[\w.-]+\.(js|mjs|d\.ts|d\.mts)|src-native\/[\w.-]+\.(cc|h)|prebuilds\/[\w-]+\/[\w.+-]+\.node)$/;
+    const allowed = /^(package\.json|README\.md|LICENSE|binding\.gyp|docs\/[\w.-]+\.md|dist\/[\w.-]+\.(js|mjs|d\.ts|d\.mts)|src-native\/[\w.-]+\.(cc|h)|prebuilds\/[\w-]+\/[\w.+-]+\.node)$/;
     expect(paths.filter((p) => !allowed.test(p))).toEqual([]);
   });
 
