@@ -41,7 +41,8 @@ export interface Wanted {
 }
 
 export function wanted(validated: Settings, source: Source, onError: OnError): Wanted {
-  return { ...resolveOmitted(validated), source, onError };
+  const { settings, lean } = resolveOmitted(validated);
+  return { settings, lean, source, onError };
 }
 
 /** Whether this connection holds the system's usertimeout: nothing of ours on it, or ours with the system's. */
@@ -101,8 +102,9 @@ function connectionOf(socket: Socket): Connection {
 }
 
 function notTcpSocket(socket: Internal<Socket>): boolean {
-  const handle = socket._handle;
-  return (handle ? isPipe(innermost(handle)) : false) || onPathWithoutHandle(socket);
+  const handle = socket._handle && innermost(socket._handle);
+  if (handle?.constructor?.name === 'TCP') return false; // (Node's own: no need to ask its server where it listens)
+  return (handle ? isPipe(handle) : false) || onPathWithoutHandle(socket);
 }
 
 /** The default's settings for this connection, or undefined when there is none, it is not TCP, or the filter says no. */
