@@ -16,7 +16,8 @@ const ROUNDS = quick ? 2 : 10;
 const IN_FLIGHT = 32;
 const LIMIT_MS = quick ? 4_000 : 8_000;
 
-const { setDefaultKeepalive, getKeepalive } = require('..');
+const diagnosticsChannel = require('node:diagnostics_channel');
+const { setDefaultKeepalive, getKeepalive, CONFIGURE_CHANNEL } = require('..');
 
 /** A server in another process that closes every connection it accepts. */
 function peer() {
@@ -86,16 +87,21 @@ function connectMany(port, count) {
   });
 }
 
-/**
- * Every field given, as the README recommends (usertimeout included): an omitted count or usertimeout would
- * add a read of the socket to each apply, to keep its current value sticky.
- */
+/** Every field given, as the README recommends (usertimeout included). */
 const OPTIONS = { ...CONFIGS[0], usertimeout: 90_000 };
 
+/** A subscriber to tcp-keepalive:configure that does what a metrics counter does: one addition per message. */
+let configured = 0;
+const onConfigure = () => {
+  configured++;
+};
+const subscribe = (on) => (on ? diagnosticsChannel.subscribe(CONFIGURE_CHANNEL, onConfigure) : diagnosticsChannel.unsubscribe(CONFIGURE_CHANNEL, onConfigure));
+
 const MODES = {
-  without: () => setDefaultKeepalive(null),
-  default: () => setDefaultKeepalive(OPTIONS),
-  filtered: () => setDefaultKeepalive(OPTIONS, { filter: () => false }),
+  without: () => (subscribe(false), setDefaultKeepalive(null)),
+  default: () => (subscribe(false), setDefaultKeepalive(OPTIONS)),
+  filtered: () => (subscribe(false), setDefaultKeepalive(OPTIONS, { filter: () => false })),
+  subscribed: () => (subscribe(true), setDefaultKeepalive(OPTIONS)),
 };
 
 function rotations(modes, round) {
@@ -115,7 +121,7 @@ async function clientSide() {
   probe.destroy();
   if (held.keepalivetime !== OPTIONS.keepalivetime || held.usertimeout !== OPTIONS.usertimeout) throw new Error(`a client socket does not hold the default: ${JSON.stringify(held)}`);
 
-  const samples = { without: [], default: [], filtered: [] };
+  const samples = { without: [], default: [], filtered: [], subscribed: [] };
   for (let round = 0; round <= ROUNDS; round++) {
     for (const mode of rotations(Object.keys(MODES), round)) {
       MODES[mode]();
@@ -127,7 +133,8 @@ async function clientSide() {
       if (round > 0) samples[mode].push({ cpuUsPerConn: cpu / PER_ROUND, connPerSec: (PER_ROUND / ms) * 1000 });
     }
   }
-  setDefaultKeepalive(null);
+  MODES.without();
+  if (configured === 0) throw new Error('the configure channel never published while subscribed');
   server.child.disconnect();
   return samples;
 }

@@ -191,6 +191,7 @@ function defaultRows(out) {
     ['6', 'client connects per second of client CPU, no default', describe(client.without), 'baseline', '', ''],
     ['6', 'client connects per second of client CPU, with setDefaultKeepalive(all four options)', describe(client.default), pct(client.default, client.without), '≥ 97%', verdict(client.default, client.without)],
     ['6', '  with a default whose filter returns false', describe(client.filtered), pct(client.filtered, client.without), '', 'info'],
+    ['6', '  with the default and a subscriber on tcp-keepalive:configure', describe(client.subscribed), `${pct(client.subscribed, client.default)} of the default alone, ${(client.subscribed.cpuUsPerConn - client.default.cpuUsPerConn >= 0 ? '+' : '')}${(client.subscribed.cpuUsPerConn - client.default.cpuUsPerConn).toFixed(2)} µs/conn`, '', 'info'],
     ['6', '  per-socket cost of a filter returning false', `${filterCost >= 0 ? '+' : ''}${(filterCost * 1000).toFixed(0)} ns/socket${filterCost <= 0 ? ' (below the noise)' : ''}`, `${((filterCost / client.without.cpuUsPerConn) * 100).toFixed(1)}% of a connect`, '≈ none', 'info'],
     ['6', `server accepts per second of server CPU (${loadClient === 'c' ? 'C' : 'Node'} client), no default`, describe(server.without), 'baseline', '', ''],
     ['6', 'server accepts per second of server CPU, with setDefaultKeepalive(all four options)', describe(server.default), pct(server.default, server.without), '≥ 97%', verdict(server.default, server.without)],
