@@ -19,11 +19,11 @@
 // The same again on the other of Node 20 / 22 (fetched as scripts/node-versions.js does), when it can be had.
 //
 // Alone: node bench/default-process.js [--quick]
-const { execFileSync, fork, spawn, spawnSync } = require('node:child_process');
+const { fork, spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
-const { quick, scratch, listen, median, emit } = require('./support');
+const { quick, scratch, listen, median, emit, compileC } = require('./support');
 
 const ROLE = process.argv[2];
 const PAIRS = 7;
@@ -108,21 +108,6 @@ function nodeServer() {
 
 // ------------------------------------------------------------------------------------------- the bench
 
-/** Compiles default-process.c into the scratch folder; returns the binary, or undefined without a compiler (or with BENCH_NODE_CLIENT=1, as the other sections). */
-function nativeBinary() {
-  if (process.env.BENCH_NODE_CLIENT === '1') return undefined;
-  const source = path.join(__dirname, 'default-process.c');
-  const binary = path.join(scratch, 'default-process');
-  try {
-    if (!fs.existsSync(binary) || fs.statSync(binary).mtimeMs < fs.statSync(source).mtimeMs) {
-      fs.mkdirSync(scratch, { recursive: true });
-      execFileSync(process.env.CC || 'cc', ['-O2', '-o', binary, source], { stdio: ['ignore', 'ignore', 'pipe'] });
-    }
-    return binary;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Starts the server process; resolves with its port and a stop(). */
 function startServer(binary) {
@@ -318,7 +303,7 @@ function report(r) {
 
 async function main() {
   const started = Date.now();
-  const binary = nativeBinary();
+  const binary = compileC('default-process');
   const server = await startServer(binary);
   try {
     const runs = [await measure(process.execPath, process.versions.node, server.port, binary)];

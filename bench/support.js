@@ -112,11 +112,11 @@ const CONFIGS = [
   { onoff: true, keepalivetime: 61_000, keepaliveinterval: 11_000, keepalivecount: 6 },
 ];
 
-/** Compiles bench/client.c into the scratch folder; returns the binary, or undefined without a compiler. */
-function nativeClient() {
+/** Compiles bench/<name>.c into the scratch folder; returns the binary, or undefined without a compiler (or with BENCH_NODE_CLIENT=1). */
+function compileC(name) {
   if (process.env.BENCH_NODE_CLIENT === '1') return undefined;
-  const source = path.join(__dirname, 'client.c');
-  const binary = path.join(scratch, 'client');
+  const source = path.join(__dirname, `${name}.c`);
+  const binary = path.join(scratch, name);
   try {
     if (!fs.existsSync(binary) || fs.statSync(binary).mtimeMs < fs.statSync(source).mtimeMs) {
       fs.mkdirSync(scratch, { recursive: true });
@@ -128,4 +128,9 @@ function nativeClient() {
   }
 }
 
-module.exports = { nativeClient, scratch, quick, listen, connect, connectedSockets, nsPerCall, bestOfRounds, median, emit, parseResult, CONFIGS };
+/** Compiles bench/client.c into the scratch folder; returns the binary, or undefined without a compiler. */
+function nativeClient() {
+  return compileC('client');
+}
+
+module.exports = { compileC, nativeClient, scratch, quick, listen, connect, connectedSockets, nsPerCall, bestOfRounds, median, emit, parseResult, CONFIGS };
