@@ -314,7 +314,7 @@ describe.skipIf(!linux || observerUnavailable)('random sequences over sockets an
  * observer) at the end of each sequence and compared with the model the script keeps apart from lib/.
  */
 const MODEL_SCRIPT = join(__dirname, 'support', 'default-model.js');
-const MODEL_SEQUENCES = 12;
+const MODEL_SEQUENCES = 25;
 const bunPinned = (JSON.parse(readFileSync(join(__dirname, 'runtimes', 'versions.json'), 'utf8')) as { bun: { version: string } }).bun.version;
 const bunBinary = join(__dirname, '..', '.cache', 'runtimes', `bun-${bunPinned}`, 'bun');
 const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(__dirname, '..', 'scripts', 'node-versions.js')) as {
