@@ -14,8 +14,12 @@ const env = { ...process.env, NODE_OPTIONS: '' };
 delete env.TCP_KEEPALIVE;
 
 const CPU = ['-e', 'const u = process.cpuUsage(); process.stdout.write(String((u.user + u.system) / 1000))'];
+/** A service that talks TCP loads node:net anyway (the register entry has to, to hook it). */
+const NET = ['-e', "require('node:net'); const u = process.cpuUsage(); process.stdout.write(String((u.user + u.system) / 1000))"];
 const contenders = [
   { name: 'baseline', args: CPU },
+  { name: 'netBaseline', args: NET },
+  { name: 'netRequire', args: ['--require', 'tcp-keepalive/register', ...NET] },
   { name: 'require', args: ['--require', 'tcp-keepalive/register', ...CPU] },
   { name: 'import', args: ['--import', 'tcp-keepalive/register', ...CPU] },
   { name: 'off', args: ['--require', 'tcp-keepalive/register', ...CPU], env: { TCP_KEEPALIVE: 'off' } },

@@ -241,6 +241,8 @@ function registerRows(out) {
     ['8', 'node --require tcp-keepalive/register (TCP_KEEPALIVE unset: the default)', ms(r.require), vs(r.require), '≤ 1.05× baseline', verdict(r.require)],
     ['8', 'node --import tcp-keepalive/register', ms(r.import), vs(r.import), '≤ 1.05× baseline', verdict(r.import)],
     ['8', '  with TCP_KEEPALIVE=off (the parse alone: the package is not loaded)', ms(r.off), vs(r.off), '', 'info'],
+    ['8', 'a process that loads node:net (as every TCP service does), without the entry', ms(r.netBaseline), 'baseline', '', ''],
+    ['8', '  the same with --require tcp-keepalive/register', ms(r.netRequire), `CPU +${(r.netRequire.cpuMedian - r.netBaseline.cpuMedian).toFixed(1)} ms (${times(r.netRequire.cpuMedian / r.netBaseline.cpuMedian)})`, '', 'info'],
   ];
 }
 
