@@ -35,7 +35,7 @@ interface NodeVersions {
   unsupported: string | undefined;
   nodeVersions(majors?: number[]): Array<{ version: string; node: string }>;
 }
-const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(root, 'scripts', 'node-versions.js')) as NodeVersions;
+const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(__dirname, 'support', 'node-versions.js')) as NodeVersions;
 
 describe('setDefaultKeepalive: the call itself', () => {
 

@@ -81,7 +81,7 @@ interface NodeVersions {
   unsupported: string | undefined;
   nodeVersions(majors?: number[]): Array<{ version: string; node: string }>;
 }
-const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(root, 'scripts', 'node-versions.js')) as NodeVersions;
+const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(__dirname, 'support', 'node-versions.js')) as NodeVersions;
 
 const unavailable = netnsUnavailable ?? observerUnavailable ?? serversUnavailable() ?? versionsUnavailable;
 mustRunInCi('the real-server driver suite (PostgreSQL, Redis, MariaDB, Node HTTP/WS; pg, postgres, mysql2, ioredis, redis, undici, fetch, http.Agent, ws)', unavailable);

@@ -12,7 +12,7 @@ interface NodeVersions {
 }
 
 const root = join(__dirname, '..');
-const { PINNED, unsupported, nodeVersions } = createRequire(__filename)(join(root, 'scripts', 'node-versions.js')) as NodeVersions;
+const { PINNED, unsupported, nodeVersions } = createRequire(__filename)(join(__dirname, 'support', 'node-versions.js')) as NodeVersions;
 const strict = process.env.TCP_KEEPALIVE_STRICT === '1';
 
 /** The environment of a child that may load only prebuilds/ (node-gyp-build skips build/ under PREBUILDS_ONLY). */

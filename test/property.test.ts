@@ -317,7 +317,7 @@ const MODEL_SCRIPT = join(__dirname, 'support', 'default-model.js');
 const MODEL_SEQUENCES = 12;
 const bunPinned = (JSON.parse(readFileSync(join(__dirname, 'runtimes', 'versions.json'), 'utf8')) as { bun: { version: string } }).bun.version;
 const bunBinary = join(__dirname, '..', '.cache', 'runtimes', `bun-${bunPinned}`, 'bun');
-const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(__dirname, '..', 'scripts', 'node-versions.js')) as {
+const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(__dirname, 'support', 'node-versions.js')) as {
   unsupported: string | undefined;
   nodeVersions(): Array<{ version: string; node: string }>;
 };

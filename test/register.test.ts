@@ -170,7 +170,7 @@ interface NodeVersions {
   unsupported: string | undefined;
   nodeVersions(majors?: number[]): Array<{ version: string; node: string }>;
 }
-const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(root, 'scripts', 'node-versions.js')) as NodeVersions;
+const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(__dirname, 'support', 'node-versions.js')) as NodeVersions;
 
 const unavailable = netnsUnavailable ?? observerUnavailable ?? versionsUnavailable;
 mustRunInCi('the register suite (an app in a private network namespace, read by the pidfd observer)', unavailable);
