@@ -16,7 +16,7 @@
 //    (bench/default-process.c `connect`): the time of those five calls per connection (best of the runs)
 //    is the system calls' cost, and "the rest" (difference − system calls) is what the package adds above them.
 //  - strace -f -c of one client of each kind: the extra system calls per connection, by name.
-// The same again on the other of Node 20 / 22 (fetched as scripts/node-versions.js does), when it can be had.
+// The same again on the other of Node 20 / 22 (fetched as test/support/node-versions.js does), when it can be had.
 //
 // Alone: node bench/default-process.js [--quick]
 const { fork, spawn, spawnSync } = require('node:child_process');
@@ -204,13 +204,13 @@ function straceDifference(node, port) {
   }
 }
 
-/** The other of Node 20 and 22, as scripts/node-versions.js fetches it; or why it is not measured. */
+/** The other of Node 20 and 22, as test/support/node-versions.js fetches it; or why it is not measured. */
 function otherNode() {
   const current = Number(process.versions.node.split('.')[0]);
   const other = current === 22 ? 20 : 22;
   if (process.env.BENCH_OTHER_NODE === '0') return { major: other, error: 'skipped (BENCH_OTHER_NODE=0)' };
   const limit = quick ? 30_000 : 120_000;
-  const run = spawnSync(process.execPath, [path.join(root, 'scripts', 'node-versions.js'), String(other)], { encoding: 'utf8', timeout: limit });
+  const run = spawnSync(process.execPath, [path.join(root, 'test', 'support', 'node-versions.js'), String(other)], { encoding: 'utf8', timeout: limit });
   const line = (run.stdout || '').trim().split('\n').pop() || '';
   const [version, node] = line.split(' ');
   if (run.status === 0 && node && fs.existsSync(node)) return { major: other, version, node };

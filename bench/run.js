@@ -14,12 +14,14 @@ const netKeepalive = require('./net-keepalive');
 const SECTION_TIMEOUT_MS = quick ? 60_000 : 300_000;
 const root = path.join(__dirname, '..');
 /**
- * The hook the Windows harness is to offer: `bash scripts/windows/run-js.sh FILE.js RESULT_FILE [ARGS...]` runs
- * FILE.js in node.exe under Wine (prefix ready, prebuilds/win32-x64 built, PREBUILDS_ONLY=1), passes the other
- * arguments through and exits with node.exe's status. Until it exists, BENCH_WINE_NODE=/path/to/node.exe runs
- * that node.exe under Wine directly, with a Wine prefix of the bench's own.
+ * The Windows harness's hook: `bash test/windows/run-js.sh FILE.js RESULT_FILE [ARGS...]` runs FILE.js in
+ * node.exe under Wine 10 (its own prefix, in a private network namespace, PREBUILDS_ONLY=1), passes the other
+ * arguments through and exits with node.exe's status. It is used once `npm run test:windows` has left what it
+ * needs (node.exe, prebuilds/win32-x64); BENCH_WINE_NODE=/path/to/node.exe instead runs that node.exe under the
+ * system's Wine directly, with a Wine prefix of the bench's own.
  */
-const WINDOWS_HOOK = path.join(root, 'scripts', 'windows', 'run-js.sh');
+const WINDOWS_HOOK = path.join(root, 'test', 'windows', 'run-js.sh');
+const HOOK_NODE_EXE = path.join(root, '.cache', 'windows', `node-${process.env.KA_WINDOWS_NODE_VERSION || '24.21.0'}`, 'node.exe');
 
 /**
  * Runs one section in a process of its own and reads its result. Output goes to files, not pipes: node.exe
@@ -270,7 +272,7 @@ function defaultWineNode() {
 
 function windowsCommand(resultFile) {
   const args = [path.join(__dirname, 'windows.js'), resultFile, ...(quick ? ['--quick'] : [])];
-  if (fs.existsSync(WINDOWS_HOOK)) return { command: ['bash', WINDOWS_HOOK, ...args] };
+  if (!process.env.BENCH_WINE_NODE && fs.existsSync(HOOK_NODE_EXE) && fs.existsSync(path.join(root, 'prebuilds', 'win32-x64'))) return { command: ['bash', WINDOWS_HOOK, ...args] };
   const nodeExe = process.env.BENCH_WINE_NODE || defaultWineNode();
   if (!nodeExe) return undefined;
   const prefix = path.join(scratch, 'wine-prefix');
@@ -283,7 +285,7 @@ async function windowsSection() {
   if (process.env.BENCH_WINDOWS === '0') return { notMeasured: 'skipped (BENCH_WINDOWS=0)' };
   const resultFile = path.join(scratch, 'windows-result.txt');
   const how = windowsCommand(resultFile);
-  if (!how) return { notMeasured: 'needs the Windows harness (scripts/windows/run-js.sh, or BENCH_WINE_NODE=path/to/node.exe)' };
+  if (!how) return { notMeasured: 'needs the Windows harness (npm run test:windows, then test/windows/run-js.sh; or BENCH_WINE_NODE=path/to/node.exe)' };
   fs.mkdirSync(scratch, { recursive: true });
   fs.rmSync(resultFile, { force: true });
   if (how.prefix && !fs.existsSync(path.join(how.prefix, 'system.reg'))) {

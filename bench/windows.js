@@ -1,5 +1,5 @@
 'use strict';
-// Section 3, run inside Windows node.exe (here under Wine 10, through scripts/windows/run-js.sh): on Windows
+// Section 3, run inside Windows node.exe (here under Wine 10, through test/windows/run-js.sh): on Windows
 // the OS socket is found by walking the event loop's handles and matching addresses, so the cost of an apply
 // could grow with the number of open sockets. With 20, 200 and 2000 open connections (each has two TCP handles
 // in this loop, the client's and the accepted one) this measures the first apply on a fresh socket (which has

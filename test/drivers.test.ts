@@ -81,7 +81,7 @@ interface NodeVersions {
   unsupported: string | undefined;
   nodeVersions(majors?: number[]): Array<{ version: string; node: string }>;
 }
-const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(root, 'scripts', 'node-versions.js')) as NodeVersions;
+const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(__dirname, 'support', 'node-versions.js')) as NodeVersions;
 
 const unavailable = netnsUnavailable ?? observerUnavailable ?? serversUnavailable() ?? versionsUnavailable;
 mustRunInCi('the real-server driver suite (PostgreSQL, Redis, MariaDB, Node HTTP/WS; pg, postgres, mysql2, ioredis, redis, undici, fetch, http.Agent, ws)', unavailable);
@@ -160,7 +160,8 @@ function describeOutcome(o: Outcome | undefined): string {
 
 /** DRIVERS_NODE=20,22 narrows the Node versions while working on one (ignored under TCP_KEEPALIVE_STRICT=1). */
 const narrowed = process.env.DRIVERS_NODE && process.env.TCP_KEEPALIVE_STRICT !== '1' ? process.env.DRIVERS_NODE.split(',').map(Number) : undefined;
-const versions = versionsUnavailable ? [] : nodeVersions(narrowed);
+// Decided before anything is fetched: where the suite skips, no Node binary is downloaded.
+const versions = unavailable ? [] : nodeVersions(narrowed);
 /** DRIVERS_CLIENTS=pg,ws likewise narrows the clients. */
 const CLIENTS = ALL_CLIENTS.filter((c) => !process.env.DRIVERS_CLIENTS || process.env.TCP_KEEPALIVE_STRICT === '1' || process.env.DRIVERS_CLIENTS.split(',').includes(c));
 const results = new Map<string, Scenario>();

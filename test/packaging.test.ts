@@ -9,7 +9,7 @@ const prebuildsOnly = Boolean(process.env.PREBUILDS_ONLY);
 const tuple = `${process.platform}-${process.arch}`;
 const MAX_TARBALL = 400 * 1024;
 
-/** What a fresh checkout holds that `npm pack` needs; node_modules is linked in, everything else is built by pack itself. */
+/** What a fresh checkout holds that `npm pack` needs; node_modules is linked in, prebuilds/ copied, dist/ built by pack itself. */
 const CHECKOUT = ['package.json', 'tsconfig.json', 'binding.gyp', 'lib', 'scripts', 'src-native', 'docs', 'README.md', 'LICENSE'];
 
 interface PackResult {
@@ -76,14 +76,19 @@ const expectedValues = { onoff: true, keepalivetime: 3000, keepaliveinterval: 10
 
 describe.skipIf(process.platform === 'win32')(`the packed tarball, installed where nothing can compile${process.platform === 'win32' ? ' (POSIX only: it builds a PATH of symlinks)' : ''}`, () => {
   beforeAll(async () => {
-    // A copy of the checkout, so pack builds dist/ and the prebuild from scratch without touching this tree.
+    // This machine's prebuild, built once into prebuilds/ (unless it is newer than the sources already; the
+    // release and node-versions suites share it) rather than again inside the copy: compiling was most of this
+    // suite's time. Under PREBUILDS_ONLY=1 (the release job) it builds nothing and the tarball carries the
+    // prebuilds made on every platform.
+    if (!prebuildsOnly) check(await run(process.execPath, [join(root, 'scripts', 'prebuild.js'), '--if-stale'], { cwd: root, env: cleanEnv() }), 'prebuild --if-stale');
+    // A copy of the checkout, so pack builds dist/ without touching this tree. Timestamps are kept, so the
+    // prepack script (prebuild.js --if-stale) finds the prebuild newer than the copied sources and ships it.
     mkdirSync(checkout);
-    for (const entry of CHECKOUT) {
-      if (existsSync(join(root, entry))) cpSync(join(root, entry), join(checkout, entry), { recursive: true });
+    // Only this platform's prebuild (prebuilds/ may hold cross-built ones), or all of them for a release.
+    for (const entry of [...CHECKOUT, prebuildsOnly ? 'prebuilds' : join('prebuilds', tuple)]) {
+      if (existsSync(join(root, entry))) cpSync(join(root, entry), join(checkout, entry), { recursive: true, preserveTimestamps: true });
     }
     symlinkSync(join(root, 'node_modules'), join(checkout, 'node_modules'), 'dir');
-    // Under PREBUILDS_ONLY=1 (the release job) the tarball carries the prebuilds made on every platform.
-    if (prebuildsOnly) cpSync(join(root, 'prebuilds'), join(checkout, 'prebuilds'), { recursive: true });
     const out = join(work, 'out');
     mkdirSync(out);
     const packed = await run('npm', ['pack', '--json', '--pack-destination', out], {

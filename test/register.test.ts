@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import * as readline from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_TCP_KEEPALIVE, parseDuration, parseKeepaliveEnv } from '../dist/env.js';
-import { filterFrom } from '../dist/index.js';
+import { DEFAULT_TCP_KEEPALIVE } from '../dist/env.js';
 import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
 import { Netns, netnsUnavailable, removeAllNetns } from './support/netns';
+import { BAD_TCP_KEEPALIVE as BAD } from './support/env-cases';
 import { run } from './support/run';
 
 /**
@@ -21,79 +21,7 @@ import { run } from './support/run';
 const root = join(__dirname, '..');
 const APP = join(__dirname, 'support', 'register-app.js');
 
-describe('TCP_KEEPALIVE, parsed', () => {
-  it.each([
-    ['10s', { deadAfter: 10_000 }, undefined],
-    ['  10s  ', { deadAfter: 10_000 }, undefined],
-    ['1500', { deadAfter: 1500 }, undefined],
-    ['1500ms', { deadAfter: 1500 }, undefined],
-    ['1.5s', { deadAfter: 1500 }, undefined],
-    ['2m', { deadAfter: 120_000 }, undefined],
-    ['deadAfter=10s', { deadAfter: 10_000 }, undefined],
-    ['DEADAFTER=10s', { deadAfter: 10_000 }, undefined],
-    ['keepalivetime=10s,keepaliveinterval=2s,keepalivecount=3,usertimeout=16s', { keepalivetime: 10_000, keepaliveinterval: 2000, keepalivecount: 3, usertimeout: 16_000 }, undefined],
-    ['keepalivetime=10000, keepaliveinterval=2000', { keepalivetime: 10_000, keepaliveinterval: 2000 }, undefined],
-    ['usertimeout=0,keepalivetime=1m,keepaliveinterval=5s', { keepalivetime: 60_000, keepaliveinterval: 5000, usertimeout: 0 }, undefined],
-    ['10s,ports=5432,6379', { deadAfter: 10_000 }, { ports: [5432, 6379] }],
-    ['10s,ports=5432,6379,side=client', { deadAfter: 10_000 }, { ports: [5432, 6379], side: 'client' }],
-    ['10s,side=server', { deadAfter: 10_000 }, { side: 'server' }],
-    ['side=client,keepalivetime=3s,keepaliveinterval=1s,ports=443', { keepalivetime: 3000, keepaliveinterval: 1000 }, { side: 'client', ports: [443] }],
-  ])('%j', (value, options, filter) => {
-    expect(parseKeepaliveEnv(value)).toEqual({ options, filter });
-  });
-
-  it(`off installs nothing; unset or empty is the default, ${DEFAULT_TCP_KEEPALIVE}`, () => {
-    expect(parseKeepaliveEnv('off')).toEqual({ off: true });
-    expect(parseKeepaliveEnv('OFF')).toEqual({ off: true });
-    expect(DEFAULT_TCP_KEEPALIVE).toBe('60s');
-    expect(parseKeepaliveEnv(undefined)).toEqual({ options: { deadAfter: 60_000 }, filter: undefined });
-    expect(parseKeepaliveEnv('  ')).toEqual({ options: { deadAfter: 60_000 }, filter: undefined });
-  });
-
-  it('durations: whole ms only', () => {
-    expect([parseDuration('0'), parseDuration('7'), parseDuration('0.25s'), parseDuration('3m')]).toEqual([0, 7, 250, 180_000]);
-    for (const bad of ['', 's', '-1s', '1.5ms', '1.0001s', '10h', '1e3', '10 s', ' 10s', '0x10']) expect(parseDuration(bad), bad).toBeUndefined();
-  });
-});
-
-/** Every bad form: the part named in the message, and what is expected. */
-const BAD: Array<[value: string, mentions: RegExp]> = [
-  ['10x', /"10x" is not a duration: expected a duration/],
-  ['ten seconds', /"ten seconds" is not a duration/],
-  ['-5s', /"-5s" is not a duration/],
-  ['1.5ms', /"1.5ms" is not a duration/],
-  ['1s', /"options.deadAfter" is out of range\. It must be an integer >= 2000/],
-  ['1999ms', /"options.deadAfter" is out of range/],
-  ['deadAfter=abc', /deadAfter=abc: expected a duration/],
-  ['keepalivetime=3s', /keepaliveinterval= is missing/],
-  ['keepaliveinterval=1s', /keepalivetime= is missing/],
-  ['keepalivetime=3s,keepaliveinterval=1s,keepalivecount=many', /keepalivecount=many: expected a whole number of probes/],
-  ['keepalivetime=3s,keepaliveinterval=1s,keepalivecount=1000', /"options.keepalivecount" is out of range/],
-  ['keepalivetime=0,keepaliveinterval=1s', /"options.keepalivetime" is out of range/],
-  ['keepalivetime=3s,keepaliveinterval=1s,usertimeout=soon', /usertimeout=soon: expected a duration/],
-  ['10s,keepalivetime=2s', /deadAfter and keepalivetime given together/],
-  ['keepalivecount=3,10s', /"10s" has no name: only the first part may be a bare duration/],
-  ['10s,10s', /"10s" has no name/],
-  ['10s,,side=client', /empty part/],
-  ['10s,keepalivetime=2s,keepalivetime=3s', /keepalivetime is given twice/],
-  ['10s,foo=1', /"foo" is not a setting: expected one of deadAfter, keepalivetime/],
-  ['10s,ports=', /"" in ports: expected a port from 1 to 65535/],
-  ['10s,ports=0', /"0" in ports: expected a port/],
-  ['10s,ports=5432,70000', /"70000" in ports: expected a port/],
-  ['10s,ports=5432,5s', /"5s" in ports: expected a port/],
-  ['10s,side=both', /side=both: expected side=client or side=server/],
-  ['side=client', /"side=client" sets no keepalive: expected a deadAfter first/],
-  ['off,side=client', /"off" cannot be combined/],
-  ['10s,off', /"off" cannot be combined|"off" has no name/],
-];
-
 describe('a bad TCP_KEEPALIVE: exit code 9 and one line naming TCP_KEEPALIVE, the bad part and what is expected', () => {
-  it.each(BAD)('%j (parser)', (value, mentions) => {
-    const parsed = parseKeepaliveEnv(value);
-    if ('error' in parsed) expect(parsed.error).toMatch(mentions);
-    else expect(mentions.source, 'refused by the options check, not the parser').toMatch(/out of range/);
-  });
-
   /** One line, no stack trace, exit code 9, nothing run after the preload. */
   function expectRefused(result: Awaited<ReturnType<typeof run>>, value: string, mentions: RegExp): void {
     expect(result.status, result.stderr).toBe(9);
@@ -148,29 +76,13 @@ describe('a package that cannot load its binary', () => {
   });
 });
 
-describe('filterFrom: the ports and side filter as data', () => {
-  const socket = (localPort: number, remotePort: number) => ({ localPort, remotePort }) as unknown as import('node:net').Socket;
-  it('ports: the remote port of a client, the local port of an accepted socket; side', () => {
-    const f = filterFrom({ ports: [5432] });
-    expect([f(socket(40000, 5432), { side: 'client' }), f(socket(5432, 40000), { side: 'server' }), f(socket(5432, 40000), { side: 'client' }), f(socket(40000, 5432), { side: 'server' })]).toEqual([true, true, false, false]);
-    const g = filterFrom({ side: 'server' });
-    expect([g(socket(1, 2), { side: 'server' }), g(socket(1, 2), { side: 'client' })]).toEqual([true, false]);
-    expect(filterFrom({})(socket(1, 2), { side: 'client' })).toBe(true);
-  });
-  it('refuses what is not a spec', () => {
-    expect(() => filterFrom({ ports: [0] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
-    expect(() => filterFrom({ side: 'both' as 'client' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
-    expect(() => filterFrom(null as unknown as object)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-  });
-});
-
 // ---- the real app, observed from outside ----
 
 interface NodeVersions {
   unsupported: string | undefined;
   nodeVersions(majors?: number[]): Array<{ version: string; node: string }>;
 }
-const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(root, 'scripts', 'node-versions.js')) as NodeVersions;
+const { unsupported: versionsUnavailable, nodeVersions } = createRequire(__filename)(join(__dirname, 'support', 'node-versions.js')) as NodeVersions;
 
 const unavailable = netnsUnavailable ?? observerUnavailable ?? versionsUnavailable;
 mustRunInCi('the register suite (an app in a private network namespace, read by the pidfd observer)', unavailable);

@@ -1,9 +1,10 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
+import vitestConfig from '../vitest.config';
 import { runOk } from './support/run';
 
 const root = join(__dirname, '..');
@@ -46,6 +47,9 @@ function load(file: string): { text: string; workflow: Workflow } {
   expect([...doc.errors, ...doc.warnings].map((e) => e.message)).toEqual([]);
   return { text, workflow: doc.toJS() as Workflow };
 }
+
+/** Which tests the portable contract (test/portable/contract.js) runs on a platform. */
+const { planFor } = createRequire(__filename)(join(root, 'test', 'portable', 'contract.js')) as { planFor(where: string): string[] };
 
 const files = readdirSync(workflowsDir).filter((name) => /\.ya?ml$/.test(name)).sort();
 const steps = (job: Job, action: string): Step[] => job.steps.filter((step) => step.uses?.startsWith(`${action}@`));
@@ -130,7 +134,6 @@ describe('GitHub workflows', () => {
     });
 
     // The portable contract on the real OSes: it cannot run here, so its jobs' shape is checked instead.
-    const { planFor } = createRequire(__filename)(join(root, 'test', 'portable', 'contract.js')) as { planFor(where: string): string[] };
     const portable = {
       windows: { os: 'windows-latest', where: 'win32', musts: ['client socket', 'keepalivecount', 'usertimeout', 'server', 'TLS', 'errors', 'getTcpInfo', 'worker thread', 'native lookup', 'lookup cost'] },
       macos: { os: 'macos-latest', where: 'darwin', musts: ['client socket', 'keepalivecount', 'usertimeout', 'server', 'TLS', 'errors', 'getTcpInfo', 'worker thread', 'dead peer'] },
@@ -164,7 +167,7 @@ describe('GitHub workflows', () => {
 
   describe('prebuild.yml', () => {
     const { workflow } = load('prebuild.yml');
-    const builders = Object.entries(workflow.jobs).filter(([id]) => id !== 'publish');
+    const builders = Object.entries(workflow.jobs).filter(([id]) => id !== 'publish' && id !== 'release-gate');
     const publish = workflow.jobs.publish;
 
     it('runs on version tags only', () => {
@@ -202,21 +205,54 @@ describe('GitHub workflows', () => {
       expect(job.steps.indexOf(upload)).toBeGreaterThan(order[3]);
     });
 
-    it('publishes only after every build, the release-set check and the whole suite against the prebuilds', () => {
-      expect([publish.needs].flat().sort()).toEqual(builders.map(([id]) => id).sort());
-      const [download] = steps(publish, 'actions/download-artifact');
+    it('the macOS and Windows builders run the portable contract against their prebuild, naming tests that run there', () => {
+      const native = workflow.jobs.native;
+      const contract = runIndex(native, /^node test\/portable\/contract\.js$/);
+      expect(contract).toBeGreaterThan(runIndex(native, /^npm run build:ts$/));
+      expect(native.steps[contract].env).toEqual({ PREBUILDS_ONLY: '1', KA_CONTRACT_REQUIRE: '${{ matrix.contract }}' });
+      expect(native.steps.indexOf(steps(native, 'actions/upload-artifact')[0])).toBeGreaterThan(contract);
+      for (const entry of native.strategy!.matrix.include!) {
+        const where = entry.target.split('-')[0];
+        const required = String(entry.contract).split('|');
+        expect(required, entry.target).toContain(where === 'darwin' ? 'dead peer' : 'native lookup');
+        const plan = planFor(where);
+        for (const prefix of required) expect(plan.some((name) => name.startsWith(prefix)), `${entry.target}: ${prefix} runs on ${where}`).toBe(true);
+      }
+    });
+
+    it('the release gate tests every build together, strictly, in a privileged Debian 12 container; publish needs it', () => {
+      const gate = workflow.jobs['release-gate'];
+      expect([gate.needs].flat().sort()).toEqual(builders.map(([id]) => id).sort());
+      expect(gate.container).toEqual({ image: 'debian:12', options: '--privileged' });
+      const [download] = steps(gate, 'actions/download-artifact');
       expect(download.with).toEqual({ pattern: 'prebuild-*', path: 'prebuilds', 'merge-multiple': true });
       const order = [
-        publish.steps.indexOf(download),
-        runIndex(publish, /^node scripts\/check-prebuilds\.js --release$/),
-        runIndex(publish, /^npm ci --ignore-scripts/),
-        runIndex(publish, /TCP_KEEPALIVE_STRICT=1 npm run test-prebuild/),
-        runIndex(publish, /^npm publish\b/),
+        gate.steps.indexOf(download),
+        runIndex(gate, /^node scripts\/check-prebuilds\.js --release$/),
+        runIndex(gate, /^npm ci --ignore-scripts/),
+        runIndex(gate, /^bash \.ci\/steps\//m),
+        runIndex(gate, /^npm run test-prebuild$/),
       ];
       expect(order.every((index) => index >= 0), String(order)).toBe(true);
       expect([...order].sort((a, b) => a - b)).toEqual(order);
-      expect(publish.steps[order[4]].env?.PREBUILDS_ONLY).toBe('1');
+      expect(gate.steps[order[3]].env).toEqual({ PREBUILDS_ONLY: '1' });
+      expect(gate.steps[order[4]].env).toEqual({ TCP_KEEPALIVE_STRICT: '1' });
+      for (const step of gate.steps) expect(step.if, step.name ?? step.run ?? step.uses).toBeUndefined();
+      expect(JSON.stringify(gate)).not.toMatch(/continue-on-error/);
+
+      expect([publish.needs].flat()).toEqual(['release-gate']);
+      const publishOrder = [
+        publish.steps.indexOf(steps(publish, 'actions/download-artifact')[0]),
+        runIndex(publish, /^node scripts\/check-prebuilds\.js --release$/),
+        runIndex(publish, /^npm ci --ignore-scripts/),
+        runIndex(publish, /^npm publish\b/),
+      ];
+      expect(publishOrder.every((index) => index >= 0), String(publishOrder)).toBe(true);
+      expect([...publishOrder].sort((a, b) => a - b)).toEqual(publishOrder);
+      expect(steps(publish, 'actions/download-artifact')[0].with).toEqual(download.with);
+      expect(publish.steps[publishOrder[3]].env?.PREBUILDS_ONLY).toBe('1');
       expect(publish.permissions).toEqual({ contents: 'read', 'id-token': 'write' });
+      expect(gate.permissions).toEqual({ contents: 'read' });
     });
 
     it('the test-prebuild script it runs is PREBUILDS_ONLY=1 npm test', () => {
@@ -224,6 +260,114 @@ describe('GitHub workflows', () => {
       expect(pkg.scripts['test-prebuild']).toBe('PREBUILDS_ONLY=1 npm test');
       expect(pkg.scripts.prebuild).toBe('node scripts/prebuild.js');
     });
+  });
+});
+
+/**
+ * The jobs cannot run here, so what each will run is checked against what exists: every file a step runs,
+ * every npm script it calls (and the files and vitest projects those scripts name), and, for a job where
+ * nothing may skip, every .ci/steps installer that a suite of npm test needs.
+ */
+describe('what every workflow job runs exists, and the strict ones install what their suites need', () => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const ciSteps = readdirSync(join(root, '.ci', 'steps')).filter((name) => name.endsWith('.sh')).sort().map((name) => `.ci/steps/${name}`);
+  const suites = readdirSync(join(root, 'test')).filter((name) => name.endsWith('.test.ts')).map((name) => `test/${name}`);
+  /** The vitest suites each .ci/steps file says (in its text) it installs for. */
+  const servedBy = Object.fromEntries(ciSteps.map((step) => [step, [...new Set(readFileSync(join(root, step), 'utf8').match(/test\/[\w/.-]+\.test\.ts/g) ?? [])]]));
+  const projects = (vitestConfig.test?.projects ?? []) as Array<{ test: { name: string; include: string[] } }>;
+
+  /** Each shell command of a job's run steps, without env assignments and the sudo prefix. */
+  function commandsOf(job: Job): Array<{ command: string; step: Step }> {
+    return job.steps.flatMap((step) =>
+      (step.run ?? '')
+        .split(/\n|&&|;/)
+        .map((command) => command.trim().replace(/^sudo -E env "PATH=\$PATH"\s+/, '').replace(/^(\w+=\S*\s+)+/, ''))
+        .filter((command) => command !== '' && !command.startsWith('#'))
+        .map((command) => ({ command, step })),
+    );
+  }
+
+  /** Problems with one command: a file, script or project it names that does not exist. */
+  function problemsOf(command: string, where: string): string[] {
+    const problems: string[] = [];
+    const words = command.split(/\s+/);
+    const npmScript = /^npm (?:run(?:-script)? ([\w:-]+)|(test))\b/.exec(command);
+    if (npmScript) {
+      const name = npmScript[1] ?? npmScript[2];
+      if (!(name in pkg.scripts)) problems.push(`${where}: npm script ${name} does not exist`);
+      else if (!where.startsWith('package.json')) problems.push(...problemsOfScript(name, new Set()));
+    }
+    if (/^(node|bash)$/.test(words[0]) && words[1] && !words[1].startsWith('-') && !existsSync(join(root, words[1]))) problems.push(`${where}: ${words[1]} does not exist`);
+    const vitest = /^(?:npx )?vitest run\b(.*)$/.exec(command);
+    if (vitest) {
+      const args = vitest[1].trim().split(/\s+/).filter(Boolean);
+      for (const [index, arg] of args.entries()) {
+        if (arg === '--project' && !projects.some((p) => p.test.name === args[index + 1])) problems.push(`${where}: no vitest project ${args[index + 1]}`);
+        if (/\.test\.ts$/.test(arg) && !existsSync(join(root, arg))) problems.push(`${where}: ${arg} does not exist`);
+      }
+    }
+    return problems;
+  }
+
+  /** Problems with an npm script and the scripts it calls (pre and post scripts too). */
+  function problemsOfScript(name: string, seen: Set<string>): string[] {
+    if (seen.has(name)) return [];
+    seen.add(name);
+    return [`pre${name}`, name, `post${name}`]
+      .filter((script) => script in pkg.scripts)
+      .flatMap((script) =>
+        pkg.scripts[script]
+          .split(/&&|;/)
+          .map((command) => command.trim().replace(/^(\w+=\S*\s+)+/, ''))
+          .flatMap((command) => {
+            const called = /^npm (?:run(?:-script)? ([\w:-]+)|(test))\b/.exec(command);
+            const own = problemsOf(command, `package.json scripts.${script}`);
+            return called ? [...own, ...problemsOfScript(called[1] ?? called[2], seen)] : own;
+          }),
+      );
+  }
+
+  const jobs = files.flatMap((file) => Object.entries(load(file).workflow.jobs).map(([id, job]) => ({ file, id, job })));
+
+  it.each(jobs.map(({ file, id, job }) => [`${file} ${id}`, job] as const))('%s: the files, npm scripts, vitest projects and test files it runs exist', (label, job) => {
+    const problems = commandsOf(job).flatMap(({ command }) => problemsOf(command, `${label}: ${command}`));
+    expect(problems).toEqual([]);
+  });
+
+  it('npm test runs the fast tier first and stops there if it fails, then the slow one; together they hold every suite', () => {
+    expect(pkg.scripts.test).toBe('vitest run --project fast && vitest run --project slow');
+    expect(pkg.scripts.pretest).toBe('npm run build:ts');
+    expect(problemsOfScript('test', new Set())).toEqual([]);
+    expect(projects.map((p) => p.test.name)).toEqual(['fast', 'slow']);
+    expect(readdirSync(join(root, 'test', 'fast')).filter((name) => name.endsWith('.test.ts')).length).toBeGreaterThan(0);
+  });
+
+  it('every .ci/steps file names only suites that exist, and every suite that must run in CI is installed for by one', () => {
+    for (const [step, named] of Object.entries(servedBy)) for (const suite of named) expect(existsSync(join(root, suite)), `${step} names ${suite}`).toBe(true);
+    // Suites whose needs no step installs: node-versions needs root only and fetches its Node binaries itself.
+    const needsNothingInstalled = ['test/node-versions.test.ts'];
+    const mustRun = suites.filter((suite) => /\bmustRunInCi\(/.test(readFileSync(join(root, suite), 'utf8')));
+    const uncovered = mustRun.filter((suite) => !needsNothingInstalled.includes(suite) && !Object.values(servedBy).some((named) => named.includes(suite)));
+    expect(uncovered).toEqual([]);
+  });
+
+  /** Jobs where nothing may skip: .ci/run itself, or npm test / test-prebuild under TCP_KEEPALIVE_STRICT=1. */
+  const strictJobs = jobs.filter(({ job }) =>
+    job.steps.some((step) => step.run === 'bash .ci/run' || (/^npm (test|run test-prebuild)$/m.test(step.run ?? '') && step.env?.TCP_KEEPALIVE_STRICT === '1') || /TCP_KEEPALIVE_STRICT=1 npm/.test(step.run ?? '')),
+  );
+
+  it('the strict jobs are ci.yml debian and prebuild.yml release-gate', () => {
+    expect(strictJobs.map(({ file, id }) => `${file} ${id}`).sort()).toEqual(['ci.yml debian', 'prebuild.yml release-gate']);
+  });
+
+  it.each(strictJobs.map(({ file, id, job }) => [`${file} ${id}`, job] as const))('%s: runs every .ci/steps installer a suite of npm test needs, in order, on the Debian 12 they are written for', (label, job) => {
+    expect(job.container, label).toEqual({ image: 'debian:12', options: '--privileged' });
+    if (job.steps.some((step) => step.run === 'bash .ci/run')) return; // .ci/run runs every step itself
+    const called = commandsOf(job).map(({ command }) => /^bash (\.ci\/steps\/\S+)$/.exec(command)?.[1]).filter((step): step is string => step !== undefined);
+    const needed = ciSteps.filter((step) => servedBy[step].length > 0);
+    expect(called, `${label} calls the steps for the vitest suites, in .ci/run's order`).toEqual(needed);
+    const left = ciSteps.filter((step) => !called.includes(step));
+    for (const step of left) expect(servedBy[step], `${step}, left out, installs for no suite of npm test`).toEqual([]);
   });
 });
 

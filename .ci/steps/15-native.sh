@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Native layer (test/native.test.ts): mptcpize turns a Node process's TCP sockets into MPTCP ones for the MPTCP
-# suite; strace (installed by .ci/run) watches the bad-argument check; unshare/nsenter (util-linux) give each
-# child its own network namespace. Idempotent: installs only what is missing.
+# Native layer (test/native.test.ts, and the MPTCP check of test/lifecycle.test.ts): mptcpize turns a Node
+# process's TCP sockets into MPTCP ones for the MPTCP suite; strace (installed by 10-observers.sh) watches the
+# bad-argument check; unshare/nsenter (util-linux) give each child its own network namespace. Idempotent:
+# installs only what is missing.
 set -euo pipefail
 
 if ! command -v mptcpize >/dev/null 2>&1; then

@@ -8,7 +8,7 @@ dlltool=x86_64-w64-mingw32-dlltool
 objdump=x86_64-w64-mingw32-objdump
 
 for tool in "$cxx" "$nm" "$dlltool" "$objdump" node; do
-  command -v "$tool" >/dev/null || { echo "build:windows: $tool not found (run scripts/windows/install-deps.sh)" >&2; exit 1; }
+  command -v "$tool" >/dev/null || { echo "build:windows: $tool not found (run test/windows/install-deps.sh)" >&2; exit 1; }
 done
 
 node_include="${NODE_INCLUDE_DIR:-$(node -p "require('path').join(process.execPath, '../../include/node')")}"

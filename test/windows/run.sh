@@ -6,14 +6,13 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-tools="$root/scripts/windows"
 versions="${KA_WINDOWS_NODE_VERSIONS:-20.20.2 22.23.3 24.21.0 26.10.0}"
 
-bash "$tools/install-deps.sh"
-wine_bin="$(bash "$tools/install-wine10.sh")"
-bash "$tools/build.sh"
+bash "$here/install-deps.sh"
+wine_bin="$(bash "$here/install-wine10.sh")"
+bash "$root/scripts/windows/build.sh"
 # shellcheck disable=SC2086
-bash "$tools/fetch-node.sh" $versions
+bash "$here/fetch-node.sh" $versions
 
 if [ ! -f "$root/dist/index.js" ]; then
   echo "test:windows: $root/dist/index.js is missing; run npm run build:ts first" >&2

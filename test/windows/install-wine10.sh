@@ -22,7 +22,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ] && "$bin/wine" --ve
 fi
 
 for tool in apt-get dpkg patchelf; do
-  command -v "$tool" >/dev/null || { echo "install-wine10: $tool not found (scripts/windows/install-deps.sh installs it)" >&2; exit 1; }
+  command -v "$tool" >/dev/null || { echo "install-wine10: $tool not found (test/windows/install-deps.sh installs it)" >&2; exit 1; }
 done
 
 mirror_of_system() {
@@ -65,7 +65,7 @@ for name in wine wineserver; do
   [ "$name" = wineserver ] && exe=wineserver64
   cat > "$bin/$name" <<EOF
 #!/bin/sh
-# Wine 10 from ${cache#"$root"/} (scripts/windows/install-wine10.sh). zlib1.dll, which Wine's user32 needs,
+# Wine 10 from ${cache#"$root"/} (test/windows/install-wine10.sh). zlib1.dll, which Wine's user32 needs,
 # comes from trixie's libz-mingw-w64. TMPDIR is unset because with it set (to anything) Wine 10.0 aborts at
 # start with "free(): invalid pointer".
 unset TMPDIR

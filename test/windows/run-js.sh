@@ -3,7 +3,7 @@
 # only (PREBUILDS_ONLY=1): the hook bench/run.js uses for its Windows section. Needs what test/windows/run.sh
 # leaves behind (Wine 10, node.exe, prebuilds/win32-x64). The other arguments are passed through; Linux paths
 # among them stay Linux paths (FILE.js itself is turned into its Z: path). Exits with node.exe's status.
-# usage: bash scripts/windows/run-js.sh FILE.js [ARGS...]   (KA_WINDOWS_NODE_VERSION picks the node.exe)
+# usage: bash test/windows/run-js.sh FILE.js [ARGS...]   (KA_WINDOWS_NODE_VERSION picks the node.exe)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -13,7 +13,7 @@ version="${KA_WINDOWS_NODE_VERSION:-24.21.0}"
 node_exe="$root/.cache/windows/node-$version/node.exe"
 [ -s "$node_exe" ] || { echo "run-js: $node_exe is missing (npm run test:windows fetches it)" >&2; exit 1; }
 [ -d "$root/prebuilds/win32-x64" ] || { echo "run-js: prebuilds/win32-x64 is missing (npm run build:windows)" >&2; exit 1; }
-wine_bin="$(bash "$root/scripts/windows/install-wine10.sh")"
+wine_bin="$(bash "$root/test/windows/install-wine10.sh")"
 
 export PATH="$wine_bin:$PATH" WINEPREFIX="$root/.cache/windows/run-js-prefix" WINEDEBUG=-all WINEDLLOVERRIDES='mscoree,mshtml=' PREBUILDS_ONLY=1
 unset DISPLAY WAYLAND_DISPLAY
