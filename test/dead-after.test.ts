@@ -1,3 +1,6 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ExpectStatic, OnTestFinishedHandler } from 'vitest';
 import { applyKeepalive, limits } from '../dist/index.js';
@@ -46,6 +49,18 @@ async function expectReported(expect: ExpectStatic, what: string, agent: Agent, 
   expect(error!.t - from, `${what}: within 1.1 × deadAfter (+1 s)`).toBeLessThanOrEqual(limit);
 }
 
+const { nodeVersions, unsupported: versionsUnavailable } = createRequire(__filename)('./support/node-versions.js') as {
+  unsupported: string | undefined;
+  nodeVersions(): Array<{ version: string; node: string }>;
+};
+const bunVersion = (JSON.parse(readFileSync(join(__dirname, 'runtimes', 'versions.json'), 'utf8')) as { bun: { version: string } }).bun.version;
+const bunBinary = join(__dirname, '..', '.cache', 'runtimes', `bun-${bunVersion}`, 'bun');
+const othersUnavailable = netnsUnavailable ?? versionsUnavailable ?? (existsSync(bunBinary) ? undefined : `bun ${bunVersion} is not installed (bash .ci/steps/35-runtimes.sh)`);
+mustRunInCi('deadAfter on Node 22-26 and Bun, with the cable pulled', othersUnavailable);
+const otherRuntimes = othersUnavailable
+  ? []
+  : [...nodeVersions().filter(({ version }) => version !== process.versions.node).map(({ version, node }) => ({ name: `Node ${version}`, binary: node })), { name: `Bun ${bunVersion}`, binary: bunBinary }];
+
 describe.skipIf(netnsUnavailable)('a pulled cable with deadAfter, in a private network namespace', { concurrent: true }, () => {
   afterAll(() => {
     removeAllNetns();
@@ -72,6 +87,22 @@ describe.skipIf(netnsUnavailable)('a pulled cable with deadAfter, in a private n
       const wrote = await agent.write([client.sock], 1000);
       await expectReported(expect, `deadAfter ${String(deadAfter / 1000).padStart(2)} s, in flight`, agent, client.sock, wrote, deadAfter, cut);
     });
+  }
+
+  // The same mapping on the other runtimes the package supports: deadAfter 3 s, idle and in flight.
+  for (const { name, binary } of otherRuntimes) {
+    for (const inFlight of [false, true]) {
+      it(`${name}: deadAfter 3 s, ${inFlight ? 'data in flight' : 'idle'}: ETIMEDOUT within 1.1 × deadAfter`, { timeout: 30_000 }, async ({ expect, onTestFinished }) => {
+        if (!existsSync(binary)) throw new Error(`${binary} is missing`);
+        const netns = namespace(onTestFinished);
+        const agent = netns.agent(binary);
+        const { port } = await agent.listen();
+        const [client] = await agent.connect(port, { keepalive: { deadAfter: 3000 } });
+        const cut = netns.cut(port);
+        const from = inFlight ? await agent.write([client.sock], 1000) : client.t;
+        await expectReported(expect, `${name.padEnd(12)} deadAfter  3 s, ${inFlight ? 'in flight' : 'idle'}`, agent, client.sock, from, 3000, cut);
+      });
+    }
   }
 
   it('deadAfter 3 s on the server: the accepted socket reports a vanished client within the bound', { timeout: 30_000 }, async ({ expect, onTestFinished }) => {

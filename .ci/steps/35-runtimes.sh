@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bun and Deno from npm, at the versions pinned in test/runtimes/versions.json, unpacked into .cache/runtimes/
 # (git-ignored) for test/runtimes.test.ts, which runs the contract under each, test/register.test.ts (their
-# --preload) and test/property.test.ts (the default model under Bun). Idempotent: a runtime already unpacked and
+# --preload), test/property.test.ts (the default model under Bun) and test/dead-after.test.ts (deadAfter under Bun). Idempotent: a runtime already unpacked and
 # answering its version is kept. No install scripts run: the package's tarball is unpacked.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

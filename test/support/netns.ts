@@ -111,8 +111,8 @@ export class Agent {
   private exited: Error | undefined;
   private onReady: () => void = () => {};
 
-  constructor(namespace: string) {
-    this.child = spawn('ip', ['netns', 'exec', namespace, process.execPath, AGENT, DIST], { stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(namespace: string, runtime = process.execPath) {
+    this.child = spawn('ip', ['netns', 'exec', namespace, runtime, AGENT, DIST], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       this.stderr += chunk;
     });
@@ -242,9 +242,9 @@ export class Netns {
     return run('ip', ['netns', 'exec', this.name, 'nft', '-f', '-'], script);
   }
 
-  /** Starts a Node agent inside the namespace. */
-  agent(): Agent {
-    const agent = new Agent(this.name);
+  /** Starts an agent inside the namespace: this Node, or another runtime's binary (Node 22-26, Bun). */
+  agent(runtime?: string): Agent {
+    const agent = new Agent(this.name, runtime);
     this.agents.push(agent);
     return agent;
   }
