@@ -100,58 +100,59 @@ const sticky = (options) => [apply(options), ['setKeepAlive', true, 60000]];
 const ROUNDING = [[1500, 2], [200, 1], [1, 1], [1000, 1], [1001, 2], [4500, 5], [32767000, 32767]];
 
 const KERNEL_CASES = [
-  { name: 'a connected net.Socket: every option, and getKeepalive reads the same back', target: 'client', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'a new socket holds keepalive off', target: 'client', steps: [], expect: { options: OFF } },
-  { name: 'a connected net.Socket without count or usertimeout: the new socket\'s for those', target: 'client', steps: [apply({ keepalivetime: 7000, keepaliveinterval: 2000 })], expect: { options: { keepalivetime: 7000, keepaliveinterval: 2000 } } },
+  { group: 'client socket', name: 'a connected net.Socket: every option, and getKeepalive reads the same back', target: 'client', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'client socket', name: 'a new socket holds keepalive off', target: 'client', steps: [], expect: { options: OFF } },
+  { group: 'keepalivecount', name: 'a connected net.Socket without count or usertimeout: the new socket\'s for those', target: 'client', steps: [apply({ keepalivetime: 7000, keepaliveinterval: 2000 })], expect: { options: { keepalivetime: 7000, keepaliveinterval: 2000 } } },
   ...ROUNDING.map(([ms, s]) => ({
+    group: 'client socket',
     name: `rounds ${ms} ms up to ${s} s`,
     target: 'client',
     steps: [apply({ keepalivetime: ms, keepaliveinterval: ms })],
     expect: { options: { keepalivetime: ms, keepaliveinterval: ms } },
     only: ms === 32767000 ? ['linux', 'darwin', 'wine'] : undefined, // Windows keeps ms: 32767000 is not rounded there
   })),
-  { name: 'an absent keepalivecount or usertimeout is what a new socket holds, whatever this one held before', target: 'client', steps: [apply(OPTIONS), ['setKeepAlive', true, 60000], apply({ keepalivetime: 10000, keepaliveinterval: 2000 })], expect: { options: { keepalivetime: 10000, keepaliveinterval: 2000 } } },
-  { name: 'usertimeout 0 restores the system default', target: 'client', steps: [apply(OPTIONS), apply({ ...OPTIONS, usertimeout: 0 })], expect: { options: { ...OPTIONS, usertimeout: 0 } }, about: 'usertimeout' },
-  { name: 'usertimeout alone, with a count: held by the OS', target: 'client', steps: [apply({ keepalivetime: 7000, keepaliveinterval: 1000, keepalivecount: 4, usertimeout: 4500 })], expect: { options: { keepalivetime: 7000, keepaliveinterval: 1000, keepalivecount: 4, usertimeout: 4500 } }, about: 'usertimeout' },
-  { name: 'onoff false turns keepalive off, every other field at what a new socket holds (other fields ignored)', target: 'client', steps: [apply(OPTIONS), apply({ onoff: false, keepalivetime: 'ignored' })], expect: { options: OFF } },
-  { name: 'onoff 1 turns it on again, onoff 0 off', target: 'client', steps: [apply(OPTIONS), apply({ onoff: false }), apply({ ...OPTIONS, onoff: 1 }), apply({ onoff: 0 })], expect: { options: OFF } },
-  { name: 'onoff 1 turns it on', target: 'client', steps: [apply({ onoff: false }), apply({ ...OPTIONS, onoff: 1 })], expect: { options: OPTIONS } },
-  { name: 'the accepted side of a connection', target: 'accepted', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'a client\'s settings stay off its peer', target: 'accepted', steps: [['apply-peer', OPTIONS]], expect: { options: OFF } },
-  { name: 'an IPv6 loopback client (::1)', target: 'client-ipv6', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'keepalivecount', name: 'an absent keepalivecount or usertimeout is what a new socket holds, whatever this one held before', target: 'client', steps: [apply(OPTIONS), ['setKeepAlive', true, 60000], apply({ keepalivetime: 10000, keepaliveinterval: 2000 })], expect: { options: { keepalivetime: 10000, keepaliveinterval: 2000 } } },
+  { group: 'usertimeout', name: 'usertimeout 0 restores the system default', target: 'client', steps: [apply(OPTIONS), apply({ ...OPTIONS, usertimeout: 0 })], expect: { options: { ...OPTIONS, usertimeout: 0 } }, about: 'usertimeout' },
+  { group: 'usertimeout', name: 'usertimeout alone, with a count: held by the OS', target: 'client', steps: [apply({ keepalivetime: 7000, keepaliveinterval: 1000, keepalivecount: 4, usertimeout: 4500 })], expect: { options: { keepalivetime: 7000, keepaliveinterval: 1000, keepalivecount: 4, usertimeout: 4500 } }, about: 'usertimeout' },
+  { group: 'client socket', name: 'onoff false turns keepalive off, every other field at what a new socket holds (other fields ignored)', target: 'client', steps: [apply(OPTIONS), apply({ onoff: false, keepalivetime: 'ignored' })], expect: { options: OFF } },
+  { group: 'client socket', name: 'onoff 1 turns it on again, onoff 0 off', target: 'client', steps: [apply(OPTIONS), apply({ onoff: false }), apply({ ...OPTIONS, onoff: 1 }), apply({ onoff: 0 })], expect: { options: OFF } },
+  { group: 'client socket', name: 'onoff 1 turns it on', target: 'client', steps: [apply({ onoff: false }), apply({ ...OPTIONS, onoff: 1 })], expect: { options: OPTIONS } },
+  { group: 'client socket', name: 'the accepted side of a connection', target: 'accepted', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'client socket', name: 'a client\'s settings stay off its peer', target: 'accepted', steps: [['apply-peer', OPTIONS]], expect: { options: OFF } },
+  { group: 'client socket', name: 'an IPv6 loopback client (::1)', target: 'client-ipv6', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
 
-  { name: 'still connecting (by IP): in force before the user connect listeners run', target: 'connecting', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'still connecting (a hostname still resolving)', target: 'resolving', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'a new net.Socket connected later, the user connect listener added first', target: 'unconnected', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'applying twice while connecting: the last settings', target: 'connecting', steps: [apply(OPTIONS), apply({ ...OPTIONS, keepalivetime: 7000 })], expect: { options: { ...OPTIONS, keepalivetime: 7000 } } },
-  { name: 'setKeepAlive(false) before connect is honoured', target: 'connecting', steps: [apply(OPTIONS), ['setKeepAlive', false]], expect: SO_KEEPALIVE_OFF },
+  { group: 'still connecting', name: 'still connecting (by IP): in force before the user connect listeners run', target: 'connecting', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'still connecting', name: 'still connecting (a hostname still resolving)', target: 'resolving', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'still connecting', name: 'a new net.Socket connected later, the user connect listener added first', target: 'unconnected', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'still connecting', name: 'applying twice while connecting: the last settings', target: 'connecting', steps: [apply(OPTIONS), apply({ ...OPTIONS, keepalivetime: 7000 })], expect: { options: { ...OPTIONS, keepalivetime: 7000 } } },
+  { group: 'still connecting', name: 'setKeepAlive(false) before connect is honoured', target: 'connecting', steps: [apply(OPTIONS), ['setKeepAlive', false]], expect: SO_KEEPALIVE_OFF },
 
-  { name: 'a tls.TLSSocket, connected: set on its TCP socket', target: 'tls-client', steps: [apply({ keepalivetime: 6000, keepaliveinterval: 2000, keepalivecount: 4 })], expect: { options: { keepalivetime: 6000, keepaliveinterval: 2000, keepalivecount: 4 } } },
-  { name: 'a tls.TLSSocket still handshaking', target: 'tls-connecting', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'TLS', name: 'a tls.TLSSocket, connected: set on its TCP socket', target: 'tls-client', steps: [apply({ keepalivetime: 6000, keepaliveinterval: 2000, keepalivecount: 4 })], expect: { options: { keepalivetime: 6000, keepaliveinterval: 2000, keepalivecount: 4 } } },
+  { group: 'TLS', name: 'a tls.TLSSocket still handshaking', target: 'tls-connecting', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
 
-  { name: 'net.Server applied before listen: every accepted socket, before the connection listeners', target: 'server', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'net.Server applied while listening', target: 'server-listening', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'net.Server: three connections, each accepted socket', target: 'server-3', steps: [apply({ keepalivetime: 9000, keepaliveinterval: 1000, keepalivecount: 5 })], expect: { options: { keepalivetime: 9000, keepaliveinterval: 1000, keepalivecount: 5 } } },
-  { name: 'net.Server with usertimeout', target: 'server', steps: [apply({ keepalivetime: 9000, keepaliveinterval: 1000, keepalivecount: 5, usertimeout: 6000 })], expect: { options: { keepalivetime: 9000, keepaliveinterval: 1000, keepalivecount: 5, usertimeout: 6000 } }, about: 'usertimeout' },
-  { name: 'a server with Node\'s own keepAlive option (Node\'s call on the accepted handle comes first): ours', target: 'server-node-keepalive', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'applying to a server again changes later connections', target: 'server', steps: [apply(OPTIONS), apply({ ...OPTIONS, keepalivecount: 5 })], expect: { options: { ...OPTIONS, keepalivecount: 5 } } },
-  { name: 'a dual-stack server on :: and an IPv4 client (::ffff:127.0.0.1)', target: 'server-dual-stack', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'a server on ::1', target: 'server-ipv6', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'http.Server: the socket a request arrived on', target: 'http-server', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'https.Server: the TLS socket a request arrived on', target: 'https-server', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
-  { name: 'tls.Server: every accepted TLSSocket', target: 'tls-server', steps: [apply({ keepalivetime: 11000, keepaliveinterval: 1000 })], expect: { options: { keepalivetime: 11000, keepaliveinterval: 1000 } } },
+  { group: 'server', name: 'net.Server applied before listen: every accepted socket, before the connection listeners', target: 'server', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'server', name: 'net.Server applied while listening', target: 'server-listening', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'server', name: 'net.Server: three connections, each accepted socket', target: 'server-3', steps: [apply({ keepalivetime: 9000, keepaliveinterval: 1000, keepalivecount: 5 })], expect: { options: { keepalivetime: 9000, keepaliveinterval: 1000, keepalivecount: 5 } } },
+  { group: 'usertimeout', name: 'net.Server with usertimeout', target: 'server', steps: [apply({ keepalivetime: 9000, keepaliveinterval: 1000, keepalivecount: 5, usertimeout: 6000 })], expect: { options: { keepalivetime: 9000, keepaliveinterval: 1000, keepalivecount: 5, usertimeout: 6000 } }, about: 'usertimeout' },
+  { group: 'server', name: 'a server with Node\'s own keepAlive option (Node\'s call on the accepted handle comes first): ours', target: 'server-node-keepalive', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'server', name: 'applying to a server again changes later connections', target: 'server', steps: [apply(OPTIONS), apply({ ...OPTIONS, keepalivecount: 5 })], expect: { options: { ...OPTIONS, keepalivecount: 5 } } },
+  { group: 'server', name: 'a dual-stack server on :: and an IPv4 client (::ffff:127.0.0.1)', target: 'server-dual-stack', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'server', name: 'a server on ::1', target: 'server-ipv6', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'server', name: 'http.Server: the socket a request arrived on', target: 'http-server', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'TLS', name: 'https.Server: the TLS socket a request arrived on', target: 'https-server', steps: [apply(OPTIONS)], expect: { options: OPTIONS } },
+  { group: 'TLS', name: 'tls.Server: every accepted TLSSocket', target: 'tls-server', steps: [apply({ keepalivetime: 11000, keepaliveinterval: 1000 })], expect: { options: { keepalivetime: 11000, keepaliveinterval: 1000 } } },
 
-  { name: 'sticky: setKeepAlive(true, 60000) by other code keeps our idle time, interval and count', target: 'client', steps: [...sticky(OPTIONS), ['setKeepAlive', true, 60000]], expect: { options: OPTIONS } },
-  { name: 'sticky: setKeepAlive(false) turns keepalive off', target: 'client', steps: [apply(OPTIONS), ['setKeepAlive', false]], expect: SO_KEEPALIVE_OFF },
-  { name: 'sticky: setKeepAlive(true) after setKeepAlive(false) brings ours back', target: 'client', steps: [apply(OPTIONS), ['setKeepAlive', false], ['setKeepAlive', true, 5000]], expect: { options: OPTIONS } },
-  { name: 'sticky: setKeepAlive(true) after setKeepAlive(false) before connect brings ours back', target: 'connecting', steps: [apply(OPTIONS), ['setKeepAlive', false], ['connect'], ['setKeepAlive', true, 60000]], expect: { options: OPTIONS } },
-  { name: 'sticky: an accepted TLSSocket of a tls.Server', target: 'tls-server', steps: [apply(OPTIONS)], then: [['setKeepAlive', true, 90000]], expect: { options: OPTIONS } },
-  { name: 'sticky: a client TLSSocket', target: 'tls-client', steps: sticky(OPTIONS), expect: { options: OPTIONS } },
-  { name: 'Node\'s own setKeepAlive(true, 60000), without us', target: 'client', steps: [['setKeepAlive', true, 60000]], expect: NODE_ALONE },
-  { name: 'after onoff false by us, setKeepAlive(true, 60000) behaves as Node alone would', target: 'client', steps: [apply(OPTIONS), apply(OFF), ['setKeepAlive', true, 60000]], expect: NODE_ALONE },
+  { group: 'sticky', name: 'sticky: setKeepAlive(true, 60000) by other code keeps our idle time, interval and count', target: 'client', steps: [...sticky(OPTIONS), ['setKeepAlive', true, 60000]], expect: { options: OPTIONS } },
+  { group: 'sticky', name: 'sticky: setKeepAlive(false) turns keepalive off', target: 'client', steps: [apply(OPTIONS), ['setKeepAlive', false]], expect: SO_KEEPALIVE_OFF },
+  { group: 'sticky', name: 'sticky: setKeepAlive(true) after setKeepAlive(false) brings ours back', target: 'client', steps: [apply(OPTIONS), ['setKeepAlive', false], ['setKeepAlive', true, 5000]], expect: { options: OPTIONS } },
+  { group: 'sticky', name: 'sticky: setKeepAlive(true) after setKeepAlive(false) before connect brings ours back', target: 'connecting', steps: [apply(OPTIONS), ['setKeepAlive', false], ['connect'], ['setKeepAlive', true, 60000]], expect: { options: OPTIONS } },
+  { group: 'sticky', name: 'sticky: an accepted TLSSocket of a tls.Server', target: 'tls-server', steps: [apply(OPTIONS)], then: [['setKeepAlive', true, 90000]], expect: { options: OPTIONS } },
+  { group: 'sticky', name: 'sticky: a client TLSSocket', target: 'tls-client', steps: sticky(OPTIONS), expect: { options: OPTIONS } },
+  { group: 'sticky', name: 'Node\'s own setKeepAlive(true, 60000), without us', target: 'client', steps: [['setKeepAlive', true, 60000]], expect: NODE_ALONE },
+  { group: 'sticky', name: 'after onoff false by us, setKeepAlive(true, 60000) behaves as Node alone would', target: 'client', steps: [apply(OPTIONS), apply(OFF), ['setKeepAlive', true, 60000]], expect: NODE_ALONE },
 
-  { name: 'setDefaultKeepalive: a net.connect client', target: 'default-connect', steps: [], defaults: OPTIONS, expect: { options: OPTIONS } },
-  { name: 'setDefaultKeepalive: a new net.Socket().connect() client', target: 'default-socket', steps: [], defaults: OPTIONS, expect: { options: OPTIONS } },
+  { group: 'setDefaultKeepalive', name: 'setDefaultKeepalive: a net.connect client', target: 'default-connect', steps: [], defaults: OPTIONS, expect: { options: OPTIONS } },
+  { group: 'setDefaultKeepalive', name: 'setDefaultKeepalive: a new net.Socket().connect() client', target: 'default-socket', steps: [], defaults: OPTIONS, expect: { options: OPTIONS } },
 ];
 
 /** Bad options: [name, options, code, what the message must say]. Applied to a connected socket, which must keep what it held. */
@@ -216,7 +217,7 @@ const ERROR_CASES = [
   { name: 'a new net.Socket applied, then connected to a Unix path: destroyed with the error before the user connect listeners', target: 'pipe-unconnected', steps: [apply(OPTIONS)], expect: { event: 'ERR_KEEPALIVE_NOT_TCP' } },
 ];
 
-const CASES = [...KERNEL_CASES, ...ERROR_CASES];
+const CASES = [...KERNEL_CASES, ...ERROR_CASES.map((kase) => ({ group: 'errors', ...kase }))];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Targets: each builds its object in `ctx` (the run's sockets and servers, closed by ctx.close()) and returns
@@ -525,8 +526,7 @@ function refusedBy(kase, platform) {
  * Returns the names of the cases it registered.
  */
 function runContract(env) {
-  const belongs = (kase) => !kase.only || kase.only.includes(env.platform) || (env.platform === 'wine' && kase.only.includes('win32'));
-  const cases = CASES.filter(belongs).map((kase) => adapt(kase, env.platform));
+  const cases = casesFor(env.platform);
   for (const kase of cases) {
     const reason = env.skip && env.skip[kase.name];
     env.test(kase.name, async () => {
@@ -541,6 +541,12 @@ function runContract(env) {
     }, reason);
   }
   return cases.map((kase) => kase.name);
+}
+
+/** The cases that belong to `platform`, as it runs them, each named `group: name`. */
+function casesFor(platform) {
+  const belongs = (kase) => !kase.only || kase.only.includes(platform) || (platform === 'wine' && kase.only.includes('win32'));
+  return CASES.filter(belongs).map((kase) => ({ ...adapt(kase, platform), name: `${kase.group}: ${kase.name}` }));
 }
 
 async function freshView(env, ctx) {
@@ -663,4 +669,4 @@ async function runCase(env, ctx, kase) {
   return notes.join('; ');
 }
 
-module.exports = { OPTIONS, IN_KERNEL, PLATFORMS, CASES, BAD_OPTIONS, hasCommand, viewOf, expectedView, differences, runContract };
+module.exports = { OPTIONS, IN_KERNEL, PLATFORMS, CASES, BAD_OPTIONS, hasCommand, casesFor, viewOf, expectedView, differences, runContract };
