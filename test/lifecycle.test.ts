@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { applyKeepalive, getKeepalive, KeepaliveOptions } from '../dist/index.js';
 import { fdOf, KernelOptions, kernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
 import { closeAll, connectedPair, listening, tlsCert, tlsKey, track } from './support/net';
+import { hasCommand } from './support/has-command.js';
 
 /**
  * Sockets over time, seen from outside by the kernel observer: a descriptor number handed out again, a socket
@@ -324,7 +325,7 @@ const mptcpUnavailable =
   unavailable ??
   (!existsSync('/proc/sys/net/mptcp/enabled')
     ? 'the kernel has no MPTCP'
-    : spawnSync('sh', ['-c', 'command -v mptcpize'], { stdio: 'ignore' }).status !== 0
+    : !hasCommand('mptcpize')
       ? 'needs mptcpize (Debian package mptcpize)'
       : undefined);
 mustRunInCi('the MPTCP lifecycle check', mptcpUnavailable);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable, parseSsDuration } from './support/kernel';
+import { hasCommand } from './support/has-command.js';
 
 // The native layer on its own terms (issue 10): it never aborts the process, never acts on a descriptor it
 // was not given validly, and treats MPTCP sockets as TCP. Each case runs in a child process, so that an
@@ -12,9 +13,6 @@ import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable, parse
 
 const root = join(__dirname, '..');
 
-function hasCommand(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-}
 
 const isLinuxRoot = process.platform === 'linux' && process.getuid?.() === 0;
 const netnsUnavailable = isLinuxRoot && hasCommand('unshare') && hasCommand('ip') && hasCommand('nsenter') ? undefined : 'needs Linux, root, unshare, nsenter and ip';
