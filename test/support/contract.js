@@ -150,8 +150,8 @@ const KERNEL_CASES = [
   { group: 'sticky', name: 'Node\'s own setKeepAlive(true, 60000), without us', target: 'client', steps: [['setKeepAlive', true, 60000]], expect: NODE_ALONE },
   { group: 'sticky', name: 'after onoff false by us, setKeepAlive(true, 60000) behaves as Node alone would', target: 'client', steps: [apply(OPTIONS), apply(OFF), ['setKeepAlive', true, 60000]], expect: NODE_ALONE },
 
-  { group: 'setDefaultKeepalive', name: 'setDefaultKeepalive: a net.connect client', target: 'default-connect', steps: [], defaults: OPTIONS, expect: { options: OPTIONS } },
-  { group: 'setDefaultKeepalive', name: 'setDefaultKeepalive: a new net.Socket().connect() client', target: 'default-socket', steps: [], defaults: OPTIONS, expect: { options: OPTIONS } },
+  { group: 'setDefaultKeepalive', name: 'a net.connect client gets the default', target: 'default-connect', steps: [], defaults: OPTIONS, expect: { options: OPTIONS } },
+  { group: 'setDefaultKeepalive', name: 'a new net.Socket().connect() client gets the default', target: 'default-socket', steps: [], defaults: OPTIONS, expect: { options: OPTIONS } },
 ];
 
 /** Bad options: [name, options, code, what the message must say]. Applied to a connected socket, which must keep what it held. */
