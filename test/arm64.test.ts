@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mustRunInCi } from './support/kernel';
 import { run, Run, runOk } from './support/run';
+import { OPTIONS } from './support/contract.js';
 
 interface Arm64Runtime {
   ARM64_NODE: string[];
@@ -49,7 +50,7 @@ const probeScript = `
   const { applyKeepalive, getKeepalive } = require(${JSON.stringify(join(root, 'dist', 'index.js'))});
   const server = net.createServer((s) => s.on('error', () => {})).listen(0, '127.0.0.1', () => {
     const client = net.connect(server.address().port, '127.0.0.1', () => {
-      applyKeepalive(client, { keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 });
+      applyKeepalive(client, ${JSON.stringify(OPTIONS)});
       const loaded = Object.keys(require.cache).filter((file) => file.endsWith('.node'));
       console.log(JSON.stringify({ arch: process.arch, version: process.versions.node, loaded, values: getKeepalive(client) }));
       client.destroy();
@@ -80,7 +81,7 @@ describe.skipIf(skip)(`the linux-arm64 prebuild: the contract suite on arm64 Nod
       arch: 'arm64',
       version,
       loaded: [prebuild],
-      values: { onoff: true, keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 },
+      values: OPTIONS,
     });
 
     // The contract suite itself, run by vitest under this arm64 Node, against the arm64 prebuild only.

@@ -9,6 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { applyKeepalive, getKeepalive, KeepaliveOptions } from '../dist/index.js';
 import { fdOf, KernelOptions, kernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
 import { closeAll, connectedPair, listening, tlsCert, tlsKey, track } from './support/net';
+import { hasCommand } from './support/has-command.js';
+import { IN_KERNEL, OPTIONS } from './support/contract.js';
 
 /**
  * Sockets over time, seen from outside by the kernel observer: a descriptor number handed out again, a socket
@@ -21,8 +23,8 @@ const linux = process.platform === 'linux';
 const unavailable = linux ? observerUnavailable : 'Linux-only (the pidfd observer and descriptor numbers)';
 mustRunInCi('the socket lifecycle suite', unavailable);
 
-const options: KeepaliveOptions = { keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 };
-const inKernel: KernelOptions = { so_keepalive: 1, tcp_keepidle: 3, tcp_keepintvl: 1, tcp_keepcnt: 3, tcp_user_timeout: 6000 };
+const options: KeepaliveOptions = OPTIONS;
+const inKernel: KernelOptions = IN_KERNEL;
 const other: KeepaliveOptions = { keepalivetime: 11000, keepaliveinterval: 4000, keepalivecount: 6, usertimeout: 9000 };
 
 function code(fn: () => unknown): string | undefined {
@@ -324,7 +326,7 @@ const mptcpUnavailable =
   unavailable ??
   (!existsSync('/proc/sys/net/mptcp/enabled')
     ? 'the kernel has no MPTCP'
-    : spawnSync('sh', ['-c', 'command -v mptcpize'], { stdio: 'ignore' }).status !== 0
+    : !hasCommand('mptcpize')
       ? 'needs mptcpize (Debian package mptcpize)'
       : undefined);
 mustRunInCi('the MPTCP lifecycle check', mptcpUnavailable);

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable, parseSsDuration } from './support/kernel';
+import { hasCommand } from './support/has-command.js';
+import { IN_KERNEL, OPTIONS } from './support/contract.js';
 
 // The native layer on its own terms (issue 10): it never aborts the process, never acts on a descriptor it
 // was not given validly, and treats MPTCP sockets as TCP. Each case runs in a child process, so that an
@@ -12,9 +14,6 @@ import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable, parse
 
 const root = join(__dirname, '..');
 
-function hasCommand(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-}
 
 const isLinuxRoot = process.platform === 'linux' && process.getuid?.() === 0;
 const netnsUnavailable = isLinuxRoot && hasCommand('unshare') && hasCommand('ip') && hasCommand('nsenter') ? undefined : 'needs Linux, root, unshare, nsenter and ip';
@@ -249,7 +248,7 @@ const badCalls = new Function('binding', 'fd', 'coerced', ${JSON.stringify(BAD_C
 const mark = () => process.kill(process.pid, 0);
 const server = net.createServer((socket) => socket.on('error', () => {})).listen(0, '127.0.0.1', () => {
   const client = net.connect(server.address().port, '127.0.0.1', () => {
-    applyKeepalive(client, { keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 });
+    applyKeepalive(client, ${JSON.stringify(OPTIONS)});
     const fd = client._handle.fd;
     const coerced = { count: 0 };
     const cases = badCalls(binding, fd, coerced);
@@ -298,7 +297,7 @@ describe('the internal binding checks every argument itself', () => {
         const wrong = report.results.filter((r) => r.got !== r.expected || r.right !== true);
         expect(wrong).toEqual([]);
         expect(report.coerced).toBe(0);
-        if (held) expect(held).toEqual({ so_keepalive: 1, tcp_keepidle: 3, tcp_keepintvl: 1, tcp_keepcnt: 3, tcp_user_timeout: 6000 });
+        if (held) expect(held).toEqual(IN_KERNEL);
 
         if (straceUnavailable) return;
         const lines = readFileSync(trace, 'utf8').split('\n');

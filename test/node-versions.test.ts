@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mustRunInCi } from './support/kernel';
 import { run, runOk } from './support/run';
+import { OPTIONS } from './support/contract.js';
 
 interface NodeVersions {
   PINNED: string[];
@@ -44,7 +45,7 @@ const loadScript = `
   const { applyKeepalive, getKeepalive } = require(${JSON.stringify(join(root, 'dist', 'index.js'))});
   const server = net.createServer((s) => s.on('error', () => {})).listen(0, '127.0.0.1', () => {
     const client = net.connect(server.address().port, '127.0.0.1', () => {
-      applyKeepalive(client, { keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 });
+      applyKeepalive(client, ${JSON.stringify(OPTIONS)});
       const loaded = Object.keys(require.cache).filter((file) => file.endsWith('.node'));
       console.log(JSON.stringify({ version: process.versions.node, loaded, values: getKeepalive(client) }));
       client.destroy();
@@ -102,7 +103,7 @@ describe.skipIf(unavailable)(`one N-API prebuild, the contract, lifecycle, serve
     const probe = JSON.parse(await runOk(node, ['-e', loadScript], { cwd: root, env }));
     expect(probe.version).toBe(version);
     expect(probe.loaded).toEqual([prebuild]);
-    expect(probe.values).toEqual({ onoff: true, keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 });
+    expect(probe.values).toEqual(OPTIONS);
 
     if (atLeast(version, '26.4.0')) {
       const seen = JSON.parse(await runOk(node, ['-e', objectFormScript], { cwd: root, env }));

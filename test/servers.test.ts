@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { applyKeepalive, getKeepalive, KeepaliveOptions } from '../dist/index.js';
 import { KernelOptions, kernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
 import { closeAll, listening, tlsCert, tlsKey, track } from './support/net';
+import { OPTIONS } from './support/contract.js';
 
 /**
  * Every connection a server emits after applyKeepalive returned carries the settings, whatever its timing or
@@ -22,7 +23,7 @@ const linux = process.platform === 'linux';
 const unavailable = linux ? observerUnavailable : 'Linux-only (the pidfd observer)';
 mustRunInCi('the server topology suite', unavailable);
 
-const options: KeepaliveOptions = { keepalivetime: 3000, keepaliveinterval: 1000, keepalivecount: 3, usertimeout: 6000 };
+const options: KeepaliveOptions = OPTIONS;
 const inKernel: KernelOptions = { so_keepalive: 1, tcp_keepidle: 3, tcp_keepintvl: 1, tcp_keepcnt: 3, tcp_user_timeout: 6000 };
 const other: KeepaliveOptions = { keepalivetime: 11000, keepaliveinterval: 4000, keepalivecount: 6, usertimeout: 9000 };
 const otherInKernel: KernelOptions = { so_keepalive: 1, tcp_keepidle: 11, tcp_keepintvl: 4, tcp_keepcnt: 6, tcp_user_timeout: 9000 };

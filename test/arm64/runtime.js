@@ -20,6 +20,7 @@ const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { npmPack } = require('../../scripts/node-versions.js');
+const { hasCommand } = require('../support/has-command.js');
 
 const ARM64_NODE = ['22.23.3', '24.22.0'];
 
@@ -36,10 +37,6 @@ const prebuild = path.join(root, 'prebuilds', 'linux-arm64', 'tcp-keepalive.glib
 function nativeModules() {
   const version = (name) => JSON.parse(fs.readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
   return [`@rollup/rollup-linux-arm64-gnu@${version('rollup')}`, `@esbuild/linux-arm64@${version('esbuild')}`];
-}
-
-function hasCommand(name) {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
 }
 
 function globalBinfmt() {

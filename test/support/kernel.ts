@@ -1,10 +1,11 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'vitest';
+import { hasCommand } from './has-command.js';
 
 export interface KernelOptions {
   so_keepalive: number;
@@ -14,9 +15,6 @@ export interface KernelOptions {
   tcp_user_timeout: number;
 }
 
-function hasCommand(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-}
 
 const isLinuxRoot = process.platform === 'linux' && process.getuid?.() === 0;
 

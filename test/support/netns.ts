@@ -2,6 +2,7 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process
 import { join } from 'node:path';
 import * as readline from 'node:readline';
 import type { KeepaliveOptions, KeepaliveValues, TcpInfo } from '../../dist/index.js';
+import { hasCommand } from './has-command.js';
 
 /**
  * Private network namespaces for dead-peer tests. Each holds only `lo` (127.0.0.1); an agent process
@@ -19,9 +20,6 @@ export function monotonicMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
 
-function hasCommand(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-}
 
 function run(command: string, args: string[], input?: string): string {
   const result = spawnSync(command, args, { input, encoding: 'utf8' });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Netns } from './netns';
+import { hasCommand } from './has-command.js';
 
 /**
  * Real servers for the driver suite, each started by the test with a data directory of its own under a
@@ -22,10 +23,6 @@ const NODE_SERVER = join(__dirname, 'servers-node.js');
 const TABLE = 'lab';
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 
-function has(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
-}
-
 function userExists(name: string): boolean {
   return spawnSync('id', [name], { stdio: 'ignore' }).status === 0;
 }
@@ -33,10 +30,10 @@ function userExists(name: string): boolean {
 /** Why the real servers cannot run here, or undefined when they can (the packages .ci/steps/30-servers.sh installs). */
 export function serversUnavailable(): string | undefined {
   const missing: string[] = [];
-  if (!has(`${PG_BIN}/postgres`) || !userExists('postgres')) missing.push('postgresql (15)');
-  if (!has('redis-server')) missing.push('redis-server');
-  if (!has('mariadbd') || !has('mariadb-install-db') || !userExists('mysql')) missing.push('mariadb-server');
-  if (!has('setpriv')) missing.push('util-linux (setpriv)');
+  if (!hasCommand(`${PG_BIN}/postgres`) || !userExists('postgres')) missing.push('postgresql (15)');
+  if (!hasCommand('redis-server')) missing.push('redis-server');
+  if (!hasCommand('mariadbd') || !hasCommand('mariadb-install-db') || !userExists('mysql')) missing.push('mariadb-server');
+  if (!hasCommand('setpriv')) missing.push('util-linux (setpriv)');
   return missing.length ? `needs Debian packages: ${missing.join(', ')} (.ci/steps/30-servers.sh installs them)` : undefined;
 }
 
