@@ -250,8 +250,27 @@ int ka_apply(ka_socket sock, const ka_values* v, ka_status* status) {
     status->applied |= KA_APPLIED_TIME | KA_APPLIED_INTERVAL;
 
     if (v->keepalivecount != KA_UNSET && set_count(s, v->keepalivecount) != 0) return fail(status, "setsockopt(TCP_KEEPCNT)", WSAGetLastError());
+    return 0;
   }
 
+  // Keepalive off: SIO_KEEPALIVE_VALS would ignore the times, so the fields given are written one by one
+  // (TCP_KEEPIDLE/TCP_KEEPINTVL in seconds, Windows 10 1709+), as POSIX does; a system without one keeps its own.
+  const struct { int64_t value; int name; int64_t unit; const char* syscall; unsigned bit; } off[] = {
+    {v->keepalivetime, TCP_KEEPIDLE, 1000, "setsockopt(TCP_KEEPIDLE)", KA_APPLIED_TIME},
+    {v->keepaliveinterval, TCP_KEEPINTVL, 1000, "setsockopt(TCP_KEEPINTVL)", KA_APPLIED_INTERVAL},
+    {v->keepalivecount, TCP_KEEPCNT, 1, "setsockopt(TCP_KEEPCNT)", KA_APPLIED_COUNT},
+    {v->usertimeout, TCP_MAXRT, 1000, "setsockopt(TCP_MAXRT)", KA_APPLIED_USERTIMEOUT},
+  };
+  for (const auto& field : off) {
+    if (field.value == KA_UNSET) continue;
+    DWORD value = field.unit == 1 ? (DWORD) field.value : seconds_up(field.value);
+    if (set_dword(s, IPPROTO_TCP, field.name, value) != 0) {
+      int sys_errno = WSAGetLastError();
+      if (sys_errno == WSAENOPROTOOPT || sys_errno == WSAEINVAL) continue;
+      return fail(status, field.syscall, sys_errno);
+    }
+    status->applied |= field.bit;
+  }
   return 0;
 }
 

@@ -23,16 +23,13 @@ const IN_KERNEL = Object.freeze({ so_keepalive: 1, tcp_keepidle: 3, tcp_keepintv
  * What each platform does with the options, as the tests see it. `usertimeoutUnit`: the ms the OS keeps a
  * usertimeout in (seconds but on Linux). `secondsEitherWay`: real Windows keeps ms and reads whole seconds back.
  * `unsupported`: options and calls the platform refuses with a coded error (Wine 10: no TCP_MAXRT, no SIO_TCP_INFO).
- * `offKeepsTimes`: a known bug, not the contract: on Windows (and so under Wine) onoff false turns SO_KEEPALIVE off
- * but the socket keeps the idle, interval, count and usertimeout it held (src-native/keepalive_win.cc, ka_apply,
- * writes nothing else when onoff is 0). Each run prints it; remove the flag once the native layer is fixed.
  * Wine 10 also rounds SIO_KEEPALIVE_VALS' ms to the nearest second (`secondsEitherWay`).
  */
 const PLATFORMS = {
   linux: { usertimeoutUnit: 1, secondsEitherWay: false, unsupported: [] },
   darwin: { usertimeoutUnit: 1000, secondsEitherWay: false, unsupported: [] },
-  win32: { usertimeoutUnit: 1000, secondsEitherWay: true, unsupported: [], offKeepsTimes: true },
-  wine: { usertimeoutUnit: 1000, secondsEitherWay: true, unsupported: ['usertimeout', 'getTcpInfo'], offKeepsTimes: true },
+  win32: { usertimeoutUnit: 1000, secondsEitherWay: true, unsupported: [] },
+  wine: { usertimeoutUnit: 1000, secondsEitherWay: true, unsupported: ['usertimeout', 'getTcpInfo'] },
 };
 
 /** getKeepalive's answer in the kernel's own names and units, so every read-back compares the same way. */
@@ -663,13 +660,8 @@ async function runCase(env, ctx, kase) {
   }
   const { sockets, peers = [], seenInListener, listenersLeft } = await subject.observed();
   for (const action of kase.then || []) for (const socket of sockets) step(lib, { target: socket }, action);
-  let want = expect.options ? expectedView(expect.options, fresh, platform) : expect.kernel;
-  let exact = expect.options ? undefined : false;
-  if (want.so_keepalive === 0 && expect.options && PLATFORMS[platform].offKeepsTimes) {
-    env.unsupported?.('KNOWN BUG: onoff false -> SO_KEEPALIVE 0, but the socket keeps the idle, interval and count it held (keepalive_win.cc writes nothing else when onoff is 0); the contract wants every field at a new socket\'s');
-    want = { so_keepalive: 0 };
-    exact = false;
-  }
+  const want = expect.options ? expectedView(expect.options, fresh, platform) : expect.kernel;
+  const exact = expect.options ? undefined : false;
   const notes = [];
   for (const [i, socket] of sockets.entries()) notes.push(await checkSocket(env, socket, want, sockets.length > 1 ? `socket ${i + 1}` : 'socket', exact));
   if (seenInListener !== undefined && !kase.steps.some(([op]) => op === 'connect')) {
