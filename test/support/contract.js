@@ -108,6 +108,10 @@ const KERNEL_CASES = [
     only: ms === 32767000 ? ['linux', 'darwin', 'wine'] : undefined, // Windows keeps ms: 32767000 is not rounded there
   })),
   { group: 'keepalivecount', name: 'an absent keepalivecount or usertimeout is what a new socket holds, whatever this one held before', target: 'client', steps: [apply(OPTIONS), ['setKeepAlive', true, 60000], apply({ keepalivetime: 10000, keepaliveinterval: 2000 })], expect: { options: { keepalivetime: 10000, keepaliveinterval: 2000 } } },
+  // deadAfter 10 s maps to 5 s idle and 5 probes 1 s apart, with usertimeout 9.5 s on Linux (rounded up to 10 s
+  // where the OS keeps seconds); where the OS has no usertimeout (Wine) it is refused, never a weaker bound.
+  { group: 'deadAfter', name: 'deadAfter 10 s on a connected socket: the mapped idle, interval, count and usertimeout', target: 'client', steps: [apply({ deadAfter: 10000 })], expect: { options: { keepalivetime: 5000, keepaliveinterval: 1000, keepalivecount: 5, usertimeout: 9500 } }, about: 'usertimeout' },
+  { group: 'deadAfter', name: 'deadAfter 10 s on a server: every accepted socket', target: 'server', steps: [apply({ deadAfter: 10000 })], expect: { options: { keepalivetime: 5000, keepaliveinterval: 1000, keepalivecount: 5, usertimeout: 9500 } }, about: 'usertimeout' },
   { group: 'usertimeout', name: 'usertimeout 0 restores the system default', target: 'client', steps: [apply(OPTIONS), apply({ ...OPTIONS, usertimeout: 0 })], expect: { options: { ...OPTIONS, usertimeout: 0 } }, about: 'usertimeout' },
   { group: 'usertimeout', name: 'usertimeout alone, with a count: held by the OS', target: 'client', steps: [apply({ keepalivetime: 7000, keepaliveinterval: 1000, keepalivecount: 4, usertimeout: 4500 })], expect: { options: { keepalivetime: 7000, keepaliveinterval: 1000, keepalivecount: 4, usertimeout: 4500 } }, about: 'usertimeout' },
   { group: 'client socket', name: 'onoff false turns keepalive off, every other field at what a new socket holds (other fields ignored)', target: 'client', steps: [apply(OPTIONS), apply({ onoff: false, keepalivetime: 'ignored' })], expect: { options: OFF } },
@@ -514,7 +518,8 @@ function adapt(kase, platform) {
 /** The option this platform refuses with a coded error that a case is about, if any. */
 function refusedBy(kase, platform) {
   const refused = PLATFORMS[platform].unsupported;
-  const asks = kase.steps.some(([op, options]) => op === 'apply' && options && options.usertimeout > 0);
+  // (deadAfter always sets a usertimeout, to bound data in flight)
+  const asks = kase.steps.some(([op, options]) => op === 'apply' && options && (options.usertimeout > 0 || options.deadAfter !== undefined));
   return asks && refused.includes('usertimeout') ? 'usertimeout' : undefined;
 }
 
