@@ -100,7 +100,9 @@ const adapters = {
       fill: (pool) => Promise.all([pool.query('select sleep(0.1)'), pool.query('select sleep(0.1)')]),
       reconnect: async (pool) => {
         await quiet(pool.query('kill connection_id()'));
-        await sleep(100);
+        // Until the pool has dropped the killed connection (100 ms was not always enough on a loaded machine:
+        // both queries then ran on the one left, and no new connection was opened).
+        for (let i = 0; i < 100 && pool.pool._allConnections.length >= 2; i++) await sleep(20);
         await Promise.all([pool.query('select sleep(0.1)'), pool.query('select sleep(0.1)')]);
       },
     };
