@@ -1,5 +1,4 @@
 import { conflictingOptions, invalidArgType, keepaliveError, outOfRange } from './errors';
-import type { Limits } from './options';
 
 /**
  * `deadAfter` (ms): "report a vanished peer within this long, idle or with data in flight", mapped to the four
@@ -30,7 +29,14 @@ const TARGET_PROBES = 5;
 const FIXED_COUNT: Readonly<Record<string, number>> = { win32: 10 };
 
 /** What the mapping needs to know of a platform. */
-export type DeadAfterLimits = Pick<Limits, 'usertimeoutUnit' | 'keepalivetime' | 'keepaliveinterval' | 'keepalivecount' | 'usertimeout'>;
+/** The platform limits the mapping needs (options.ts's Limits has them). */
+export interface DeadAfterLimits {
+  usertimeoutUnit: number;
+  keepalivetime: number;
+  keepaliveinterval: number;
+  keepalivecount: number | undefined;
+  usertimeout: number | undefined;
+}
 
 /**
  * Where usertimeout is taken in ms (Linux), it is set this much below the idle bound: Linux reports data in
