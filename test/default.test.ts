@@ -1,9 +1,9 @@
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import * as readline from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
+import { KernelOptions, mustRunInCi, observerUnavailable } from './support/kernel';
 import { Netns, netnsUnavailable, removeAllNetns } from './support/netns';
 
 /**
@@ -56,19 +56,6 @@ interface Observation {
   expected?: Record<string, keyof typeof ADOPTED>;
 }
 
-/** Every established TCP socket of `pid` in the namespace, by "localPort>peerPort", read by the observer. */
-function socketsOf(netns: Netns, pid: number): Map<string, KernelOptions> {
-  const out = execFileSync('ip', ['netns', 'exec', netns.name, 'ss', '-tnpH', 'state', 'established'], { encoding: 'utf8' });
-  const found = new Map<string, KernelOptions>();
-  for (const line of out.split('\n')) {
-    const columns = line.trim().split(/\s+/);
-    const fd = new RegExp(`pid=${pid},fd=(\\d+)`).exec(line);
-    if (columns.length < 5 || !fd) continue;
-    const port = (address: string): string => address.slice(address.lastIndexOf(':') + 1);
-    found.set(`${port(columns[2])}>${port(columns[3])}`, kernelOptionsOf(pid, Number(fd[1])));
-  }
-  return found;
-}
 
 /** Runs default-paths.js under `node` in a namespace; returns what it reported and the observed sockets, per phase. */
 function runPaths(node: string): Promise<Array<{ report: Observation; sockets: Map<string, KernelOptions> }>> {
@@ -84,7 +71,7 @@ function runPaths(node: string): Promise<Array<{ report: Observation; sockets: M
     if (message.ev === 'failed') failure = message.error!;
     if (message.ev !== 'observe') return;
     pid ||= message.pid;
-    phases.push({ report: message, sockets: socketsOf(netns, pid) });
+    phases.push({ report: message, sockets: netns.socketsOf(pid) });
     child.stdin!.write('go\n');
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -204,8 +191,8 @@ describe.skipIf(unavailable)('threads and processes: a Worker started after the 
             child.once('close', (code) => reject(new Error(`threads-ipc.js exited ${code}: ${stderr}`)));
           });
           if (report.ev !== 'observe') throw new Error(report.error);
-          const parent = socketsOf(netns, report.pid);
-          const handedTo = socketsOf(netns, report.childPid);
+          const parent = netns.socketsOf(report.pid);
+          const handedTo = netns.socketsOf(report.childPid);
           expect(parent.get(`${report.workerPort}>${report.plainPort}`), "the worker thread's own connection (it never loaded the package)").toEqual(PARENT);
           expect(parent.get(`${report.plainPort}>${report.workerPort}`), 'its accepted end, in the main thread').toEqual(PARENT);
           for (const port of report.clients) {

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -8,7 +8,7 @@ import * as readline from 'node:readline';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyKeepalive, KeepaliveOptions } from '../dist/index.js';
-import { KernelOptions, kernelOptions, kernelOptionsOf, mustRunInCi, observerUnavailable } from './support/kernel';
+import { KernelOptions, kernelOptions, mustRunInCi, observerUnavailable } from './support/kernel';
 import { Netns, netnsUnavailable, removeAllNetns } from './support/netns';
 import { closeAll, connectedPair, listening, Pair, track } from './support/net';
 
@@ -340,15 +340,7 @@ function runModel(runtime: string, seed: number): Promise<number> {
     const message = JSON.parse(line) as { ev: string; pid: number; sequence: number; log: string[]; expected: Expected; error?: string };
     if (message.ev === 'failed') stderr += message.error;
     if (message.ev !== 'observe') return;
-    const out = execFileSync('ip', ['netns', 'exec', netns.name, 'ss', '-tnpH', 'state', 'established'], { encoding: 'utf8' });
-    const seen = new Map<string, KernelOptions>();
-    for (const row of out.split('\n')) {
-      const columns = row.trim().split(/\s+/);
-      const fd = new RegExp(`pid=${message.pid},fd=(\\d+)`).exec(row);
-      if (columns.length < 5 || !fd) continue;
-      const port = (address: string): string => address.slice(address.lastIndexOf(':') + 1);
-      seen.set(`${port(columns[2])}>${port(columns[3])}`, kernelOptionsOf(message.pid, Number(fd[1])));
-    }
+    const seen = netns.socketsOf(message.pid);
     for (const [key, { kernel, what }] of Object.entries(message.expected)) {
       const held = seen.get(key) as Record<string, number> | undefined;
       const wrong = !held || Object.entries(kernel).some(([field, value]) => value !== '*' && held[field] !== value);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import * as readline from 'node:readline';
 import type { KeepaliveOptions, KeepaliveValues, TcpInfo } from '../../dist/index.js';
 import { hasCommand } from './has-command.js';
+import { KernelOptions, kernelOptionsOf } from './kernel';
 
 /**
  * Private network namespaces for dead-peer tests. Each holds only `lo` (127.0.0.1); an agent process
@@ -238,6 +239,20 @@ export class Netns {
   /** Runs an nft script inside the namespace. */
   nft(script: string): string {
     return run('ip', ['netns', 'exec', this.name, 'nft', '-f', '-'], script);
+  }
+
+  /** Every established TCP socket of `pid` in the namespace, by "localPort>peerPort", read by the pidfd observer. */
+  socketsOf(pid: number): Map<string, KernelOptions> {
+    const out = execFileSync('ip', ['netns', 'exec', this.name, 'ss', '-tnpH', 'state', 'established'], { encoding: 'utf8' });
+    const found = new Map<string, KernelOptions>();
+    const port = (address: string): string => address.slice(address.lastIndexOf(':') + 1);
+    for (const line of out.split('\n')) {
+      const columns = line.trim().split(/\s+/);
+      const fd = new RegExp(`pid=${pid},fd=(\\d+)`).exec(line);
+      if (columns.length < 5 || !fd) continue;
+      found.set(`${port(columns[2])}>${port(columns[3])}`, kernelOptionsOf(pid, Number(fd[1])));
+    }
+    return found;
   }
 
   /** Starts an agent inside the namespace: this Node, or another runtime's binary (Node 22-26, Bun). */
