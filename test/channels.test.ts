@@ -157,6 +157,34 @@ describe.skipIf(process.platform !== 'linux' || observerUnavailable)('diagnostic
     }
   });
 
+  it('a server the default configured that listens again on a Unix path: its connections skipped as not TCP, and no warning (nobody called applyKeepalive)', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      setDefaultKeepalive(A);
+      const server = net.createServer();
+      const first = await pair(server);
+      expect(of(first.accepted)[0]).toMatchObject({ channel: CONFIGURE_CHANNEL, source: 'default' });
+      first.client.destroy();
+      first.accepted.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      const path = join(mkdtempSync(join(tmpdir(), 'tcpka-relisten-')), 'unix.sock');
+      server.listen(path);
+      await once(server, 'listening');
+      const acceptedP = once(server, 'connection') as Promise<[net.Socket]>;
+      const client = track(net.connect(path));
+      await once(client, 'connect');
+      const [accepted] = await acceptedP;
+      track(accepted);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(of(accepted)).toEqual([expect.objectContaining({ channel: SKIP_CHANNEL, side: 'server', reason: 'not-tcp' })]);
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('a re-assert after a driver setKeepAlive is a configure message too, and setKeepAlive(false) one with onoff false', async () => {
     const { client } = await pair(net.createServer());
     applyKeepalive(client, A);
