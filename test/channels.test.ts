@@ -56,6 +56,18 @@ async function pair(server: net.Server, before?: (socket: net.Socket) => void): 
 
 const of = (socket: net.Socket): Message[] => messages.filter((m) => m.socket === socket);
 
+/** Runs `check` with the process's warnings collected into the array it is given. */
+async function withWarnings(check: (warnings: Error[]) => Promise<void>): Promise<void> {
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error): void => void warnings.push(warning);
+  process.on('warning', onWarning);
+  try {
+    await check(warnings);
+  } finally {
+    process.off('warning', onWarning);
+  }
+}
+
 mustRunInCi('the diagnostics channel suite', process.platform === 'linux' ? observerUnavailable : 'Linux-only (pidfd observer)');
 
 describe.skipIf(process.platform !== 'linux' || observerUnavailable)('diagnostics channels: a message for every decision, values as the kernel holds them', () => {
@@ -134,10 +146,7 @@ describe.skipIf(process.platform !== 'linux' || observerUnavailable)('diagnostic
   });
 
   it('failure: a filter that throws is an error message (and the one warning), the connection left alone', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (warning: Error): void => void warnings.push(warning);
-    process.on('warning', onWarning);
-    try {
+    await withWarnings(async (warnings) => {
       setDefaultKeepalive(A, {
         filter: () => {
           throw new Error('a filter that throws');
@@ -152,16 +161,11 @@ describe.skipIf(process.platform !== 'linux' || observerUnavailable)('diagnostic
       expect(kernelOptions(client).so_keepalive).toBe(0);
       await new Promise((resolve) => setImmediate(resolve));
       expect(warnings.map((w) => (w as { code?: string }).code)).toContain('TCP_KEEPALIVE_DEFAULT_FAILED');
-    } finally {
-      process.off('warning', onWarning);
-    }
+    });
   });
 
   it('a server the default configured that listens again on a Unix path: its connections skipped as not TCP, and no warning (nobody called applyKeepalive)', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (warning: Error): void => void warnings.push(warning);
-    process.on('warning', onWarning);
-    try {
+    await withWarnings(async (warnings) => {
       setDefaultKeepalive(A);
       const server = net.createServer();
       const first = await pair(server);
@@ -180,9 +184,7 @@ describe.skipIf(process.platform !== 'linux' || observerUnavailable)('diagnostic
       await new Promise((resolve) => setImmediate(resolve));
       expect(of(accepted)).toEqual([expect.objectContaining({ channel: SKIP_CHANNEL, side: 'server', reason: 'not-tcp' })]);
       expect(warnings).toEqual([]);
-    } finally {
-      process.off('warning', onWarning);
-    }
+    });
   });
 
   it('a re-assert after a driver setKeepAlive is a configure message too, and setKeepAlive(false) one with onoff false', async () => {
