@@ -54,6 +54,17 @@ async function pair(server: net.Server, before?: (socket: net.Socket) => void): 
   return { client, accepted: track(accepted) };
 }
 
+/** `server` listening on a Unix path of its own, one client connected to it, and the socket it accepted. */
+async function unixPair(server: net.Server): Promise<{ client: net.Socket; accepted: net.Socket }> {
+  server.listen(join(mkdtempSync(join(tmpdir(), 'tcpka-channels-')), 'unix.sock'));
+  await once(server, 'listening');
+  const acceptedP = once(server, 'connection') as Promise<[net.Socket]>;
+  const client = track(net.connect(server.address() as string));
+  await once(client, 'connect');
+  const [accepted] = await acceptedP;
+  return { client, accepted: track(accepted) };
+}
+
 const of = (socket: net.Socket): Message[] => messages.filter((m) => m.socket === socket);
 
 /** Runs `check` with the process's warnings collected into the array it is given. */
@@ -132,15 +143,7 @@ describe.skipIf(process.platform !== 'linux' || observerUnavailable)('diagnostic
     expect(of(filtered.accepted)).toEqual([expect.objectContaining({ channel: CONFIGURE_CHANNEL, side: 'server', source: 'default' })]);
     expect(kernelOptions(filtered.client).so_keepalive, 'the filtered end is left alone').toBe(0);
 
-    const path = join(mkdtempSync(join(tmpdir(), 'tcpka-channels-')), 'unix.sock');
-    const unixServer = track(net.createServer());
-    unixServer.listen(path);
-    await once(unixServer, 'listening');
-    const acceptedP = once(unixServer, 'connection') as Promise<[net.Socket]>;
-    const unixClient = track(net.connect(path));
-    await once(unixClient, 'connect');
-    const [unixAccepted] = await acceptedP;
-    track(unixAccepted);
+    const { client: unixClient, accepted: unixAccepted } = await unixPair(track(net.createServer()));
     expect(of(unixClient)).toEqual([expect.objectContaining({ channel: SKIP_CHANNEL, side: 'client', reason: 'not-tcp' })]);
     expect(of(unixAccepted)).toEqual([expect.objectContaining({ channel: SKIP_CHANNEL, side: 'server', reason: 'not-tcp' })]);
   });
@@ -173,14 +176,7 @@ describe.skipIf(process.platform !== 'linux' || observerUnavailable)('diagnostic
       first.client.destroy();
       first.accepted.destroy();
       await new Promise((resolve) => server.close(resolve));
-      const path = join(mkdtempSync(join(tmpdir(), 'tcpka-relisten-')), 'unix.sock');
-      server.listen(path);
-      await once(server, 'listening');
-      const acceptedP = once(server, 'connection') as Promise<[net.Socket]>;
-      const client = track(net.connect(path));
-      await once(client, 'connect');
-      const [accepted] = await acceptedP;
-      track(accepted);
+      const { accepted } = await unixPair(server);
       await new Promise((resolve) => setImmediate(resolve));
       expect(of(accepted)).toEqual([expect.objectContaining({ channel: SKIP_CHANNEL, side: 'server', reason: 'not-tcp' })]);
       expect(warnings).toEqual([]);
